@@ -38,10 +38,11 @@ def prepare_backends(folder: Path) -> Path:
     server = pytriton_dir()
     python = folder / "python"
     python.mkdir(parents=True, exist_ok=True)
+    stub = f"python_backend_stubs/{STUB_PYTHON}/triton_python_backend_stub"
     links = {
         "libtriton_python.so": server / "backends/python/libtriton_python.so",
         "triton_python_backend_utils.py": server / "backends/python/triton_python_backend_utils.py",
-        "triton_python_backend_stub": server / f"python_backend_stubs/{STUB_PYTHON}/triton_python_backend_stub",
+        "triton_python_backend_stub": server / stub,
     }
     for name, source in links.items():
         link = python / name

@@ -2,8 +2,11 @@
 
 The image is scaled to fit the detector's square input without distortion,
 placed in the top-left corner of a zero canvas, then normalised into a CHW
-float blob. Top-left placement keeps the mapping back to the original image a
-single division by ``scale`` (no offset), as in InsightFace's SCRFD code.
+float blob. Sizes are computed exactly as InsightFace's SCRFD code does, so the
+detector sees the same pixels. Top-left placement means no offset: mapping
+back to the photo is a division by the per-axis scale. (The two axes' scales
+differ slightly because the short side is truncated to whole pixels;
+InsightFace divides both by the vertical one, which shifts x by up to 0.25 %.)
 """
 
 from __future__ import annotations
@@ -12,27 +15,29 @@ import cv2
 import numpy as np
 
 
-def fit_size(height: int, width: int, size: int) -> tuple[int, int, float]:
-    """Return (new_height, new_width, scale) for fitting height×width into size×size."""
+def fit_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """(new_height, new_width) fitting height×width into size×size, as InsightFace computes
+    them (float aspect ratio, truncated); the short side never drops below one pixel."""
     if height <= 0 or width <= 0:
         raise ValueError(f"image must have positive dimensions, got {height}x{width}")
-    if height > width:
-        new_height = size
-        new_width = max(1, int(new_height * width / height))
-    else:
-        new_width = size
-        new_height = max(1, int(new_width * height / width))
-    return new_height, new_width, new_height / height
+    ratio = float(height) / width
+    if ratio > 1.0:
+        return size, max(1, int(size / ratio))
+    return max(1, int(size * ratio)), size
 
 
-def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
-    """Scale ``image`` (H×W×3 uint8) onto a size×size zero canvas; return (canvas, scale)."""
-    new_height, new_width, scale = fit_size(image.shape[0], image.shape[1], size)
+def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, tuple[float, float]]:
+    """Scale ``image`` (H×W×3 uint8) onto a size×size zero canvas.
+
+    Returns (canvas, (scale_x, scale_y)): detector pixels per photo pixel on each axis.
+    """
+    height, width = image.shape[:2]
+    new_height, new_width = fit_size(height, width, size)
     canvas = np.zeros((size, size, image.shape[2]), dtype=np.uint8)
     canvas[:new_height, :new_width] = cv2.resize(
         image, (new_width, new_height), interpolation=cv2.INTER_LINEAR
     )
-    return canvas, scale
+    return canvas, (new_width / width, new_height / height)
 
 
 def to_blob(canvas: np.ndarray, mean: float, std: float, swap_rb: bool) -> np.ndarray:

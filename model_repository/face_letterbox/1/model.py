@@ -1,6 +1,6 @@
 """Triton model: letterbox a decoded photo into a detector's input blob.
 
-IMAGE (uint8 H×W×3, RGB, any size) -> BLOB (float32 3×S×S), SCALE, ORIGINAL_SIZE.
+IMAGE (uint8 H×W×3, RGB, any size) -> BLOB (float32 3×S×S), SCALE (x, y), ORIGINAL_SIZE.
 S, mean, std and channel order come from the config's parameters, so one
 model serves any square-input detector.
 """
@@ -32,12 +32,12 @@ class TritonPythonModel:
             )
         batch = len(images)
         blobs = np.empty((batch, 3, self.size, self.size), dtype=np.float32)
-        scales = np.empty((batch, 1), dtype=np.float32)
+        scales = np.empty((batch, 2), dtype=np.float32)
         sizes = np.empty((batch, 2), dtype=np.int32)
         resize_ms = blob_ms = 0.0
         for i, image in enumerate(images):
             t0 = time.perf_counter()
-            canvas, scales[i, 0] = letterbox(image, self.size)
+            canvas, scales[i] = letterbox(image, self.size)
             t1 = time.perf_counter()
             blobs[i] = to_blob(canvas, self.mean, self.std, self.swap_rb)
             t2 = time.perf_counter()

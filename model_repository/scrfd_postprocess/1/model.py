@@ -1,7 +1,7 @@
 """Triton model: SCRFD raw outputs -> faces in photo coordinates.
 
-Anchor decode at each stride, confidence threshold, NMS, the max_faces cap,
-then division by the letterbox scale. Faces come out best first, padded to
+Anchor decode at each stride, confidence threshold, division by the letterbox
+scale, NMS in photo pixels (as InsightFace), the max_faces cap, clipping. Faces come out best first, padded to
 the longest list in the batch; NUM_FACES says how many rows are real.
 """
 
@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
-from scrfd_decode import decode_candidates, select_faces, to_photo_coordinates
+from scrfd_decode import clip_boxes, decode_candidates, select_faces, to_photo_coordinates
 
 
 def _input(request, name):
@@ -33,7 +33,7 @@ class TritonPythonModel:
                      _input(request, f"kps_{stride}"))
             for stride in self.strides
         }
-        scales = _input(request, "SCALE")[:, 0]
+        scales = _input(request, "SCALE")
         sizes = _input(request, "ORIGINAL_SIZE")
         confidence = _input(request, "CONFIDENCE")[:, 0]
         nms_threshold = _input(request, "NMS_THRESHOLD")[:, 0]
@@ -52,13 +52,13 @@ class TritonPythonModel:
             scores, boxes, points = decode_candidates(
                 {s: tuple(t[i] for t in outs) for s, outs in raw.items()},
                 self.input_size, self.num_anchors, float(confidence[i]))
+            boxes, points = to_photo_coordinates(boxes, points, *scales[i])
             t1 = time.perf_counter()
             before_nms = len(scores)
             scores, boxes, points, after_nms = select_faces(
                 scores, boxes, points, float(nms_threshold[i]), int(max_faces[i]))
             t2 = time.perf_counter()
-            boxes, points = to_photo_coordinates(boxes, points, float(scales[i]), *sizes[i])
-            faces.append((scores, boxes, points))
+            faces.append((scores, clip_boxes(boxes, *sizes[i]), points))
             counts[i] = (before_nms, after_nms)
             decode_ms[i, 0] = (t1 - t0) * 1000.0
             nms_ms[i, 0] = (t2 - t1) * 1000.0

@@ -32,14 +32,14 @@ def distances_to_boxes(centers: np.ndarray, distances: np.ndarray) -> np.ndarray
 
 def offsets_to_points(centers: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """(dx, dy) pairs from centers -> points, shape (N, K, 2)."""
-    return centers[:, None, :] + offsets.reshape(len(offsets), -1, 2)
+    return centers[:, None, :] + offsets.reshape(len(offsets), offsets.shape[1] // 2, 2)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Greedy non-maximum suppression; returns kept indices, best score first.
 
     Areas use the inclusive-pixel convention (+1), as InsightFace's SCRFD code
-    does, so results match models trained and evaluated with it.
+    does; like it, run this on photo pixels (the +1 makes IoU scale-dependent).
     """
     x1, y1, x2, y2 = boxes.T
     areas = (x2 - x1 + 1) * (y2 - y1 + 1)
@@ -106,10 +106,15 @@ def select_faces(
 
 
 def to_photo_coordinates(
-    boxes: np.ndarray, landmarks: np.ndarray, scale: float, height: int, width: int
+    boxes: np.ndarray, landmarks: np.ndarray, scale_x: float, scale_y: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Detector-input pixels -> photo pixels, boxes clipped to the photo."""
-    boxes = boxes / scale
-    np.clip(boxes[:, 0::2], 0, width, out=boxes[:, 0::2])
-    np.clip(boxes[:, 1::2], 0, height, out=boxes[:, 1::2])
-    return boxes, landmarks / scale
+    """Detector-input pixels -> photo pixels, each axis by its own letterbox scale."""
+    return boxes / np.float32([scale_x, scale_y, scale_x, scale_y]), landmarks / np.float32([scale_x, scale_y])
+
+
+def clip_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Boxes clipped to the photo (landmarks are left as predicted)."""
+    clipped = boxes.copy()
+    np.clip(clipped[:, 0::2], 0, width, out=clipped[:, 0::2])
+    np.clip(clipped[:, 1::2], 0, height, out=clipped[:, 1::2])
+    return clipped

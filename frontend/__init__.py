@@ -1,0 +1,10 @@
+"""The REST frontend: HTTP contracts in, Triton gRPC calls out.
+
+    settings.py    every FACE_API_* setting, typed, in one place
+    app.py         the FastAPI application (lifespan, routers, error handlers)
+    api/           routers, one per contract area; thin
+    schemas/       the contract shapes (pydantic), field by field as documented
+    imaging/       image decoding (TurboJPEG, Pillow-SIMD) and its limits
+    inference/     the one module that talks to Triton
+    errors.py      the {"detail": ...} error contract
+"""

@@ -1,0 +1,1 @@
+"""Routers: one module per contract area, each thin (parse, call a service, shape)."""

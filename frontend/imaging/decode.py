@@ -1,0 +1,153 @@
+"""Turn uploaded bytes into RGB pixels, or a clear client error.
+
+JPEG goes through TurboJPEG (libjpeg-turbo's fastest path); every other
+format through Pillow-SIMD. Both honour the EXIF orientation, so a phone photo
+is analysed the way it is displayed. Size limits are checked on the header,
+before a single pixel is decoded, so a decompression bomb costs nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from turbojpeg import TJPF_RGB, TurboJPEG
+
+from frontend.errors import ApiError
+
+# Our own pixel limit (checked on the header) replaces Pillow's warning-based one.
+Image.MAX_IMAGE_PIXELS = None
+EXIF_ORIENTATION = 0x0112
+SUPPORTED = "JPEG, PNG, WebP, BMP, GIF or TIFF"
+PILLOW_FORMATS = {"PNG", "WEBP", "BMP", "GIF", "TIFF", "MPO", "JPEG"}
+
+_turbo: TurboJPEG | None = None
+
+
+def _turbojpeg() -> TurboJPEG:
+    global _turbo
+    if _turbo is None:
+        _turbo = TurboJPEG()
+    return _turbo
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    pixels: np.ndarray  # H×W×3 uint8, RGB, upright
+    channels: int  # channels in the upload (1 grey, 2 grey+alpha, 3 colour, 4 with alpha/CMYK)
+    format: str  # "JPEG", "PNG", ...
+
+    @property
+    def height(self) -> int:
+        return self.pixels.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.pixels.shape[1]
+
+
+def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
+    """Decode ``data``; raise ApiError (400/413/415) with a readable detail when it cannot be used."""
+    if not data:
+        raise ApiError(400, "the uploaded image is empty (0 bytes)")
+    if data[:3] == b"\xff\xd8\xff":
+        decoded = _decode_jpeg(data, max_pixels)
+        if decoded is not None:
+            return decoded
+    return _decode_with_pillow(data, max_pixels)
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width < 1 or height < 1:
+        raise ApiError(400, f"the image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ApiError(
+            413, f"the image is {width}x{height} = {width * height} pixels; "
+                 f"the limit is {max_pixels} pixels (FACE_API_MAX_IMAGE_PIXELS)")
+
+
+def _decode_jpeg(data: bytes, max_pixels: int) -> DecodedImage | None:
+    """TurboJPEG fast path; None hands over to Pillow (CMYK and other rare JPEGs)."""
+    turbo = _turbojpeg()
+    try:
+        width, height, _, colorspace = turbo.decode_header(data)
+    except OSError:
+        return None  # let Pillow produce the precise error
+    _check_pixels(width, height, max_pixels)
+    if colorspace not in (0, 1, 2):  # RGB, YCbCr, grey; CMYK/YCCK go through Pillow
+        return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            pixels = turbo.decode(data, pixel_format=TJPF_RGB)
+        except OSError as error:
+            raise ApiError(400, f"the JPEG is corrupt and cannot be decoded ({error})") from None
+    for warning in caught:
+        if "premature end" in str(warning.message).lower():
+            raise ApiError(400, "the JPEG is truncated (premature end of data)")
+    pixels = orient(pixels, _exif_orientation(data))
+    return DecodedImage(np.ascontiguousarray(pixels), 1 if colorspace == 2 else 3, "JPEG")
+
+
+def _exif_orientation(data: bytes) -> int:
+    """The EXIF orientation tag (1..8), read from the header only; 1 when absent or unreadable."""
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            value = header.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # a broken EXIF block must not reject an otherwise fine photo
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation to H×W×C pixels, as Pillow's exif_transpose does."""
+    if orientation == 2:
+        return pixels[:, ::-1]
+    if orientation == 3:
+        return pixels[::-1, ::-1]
+    if orientation == 4:
+        return pixels[::-1]
+    if orientation == 5:
+        return pixels.transpose(1, 0, 2)
+    if orientation == 6:
+        return np.rot90(pixels, -1)
+    if orientation == 7:
+        return pixels.transpose(1, 0, 2)[::-1, ::-1]
+    if orientation == 8:
+        return np.rot90(pixels, 1)
+    return pixels
+
+
+def _decode_with_pillow(data: bytes, max_pixels: int) -> DecodedImage:
+    # Pillow's format plugins raise many exception types on damaged data; at this
+    # boundary every one of them means "bad upload" (400), never a server error.
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ApiError(415, f"the upload is not an image in a supported format ({SUPPORTED})") from None
+    except Exception as error:
+        raise ApiError(400, f"the image is truncated or corrupt ({error})") from None
+    if image.format not in PILLOW_FORMATS:
+        raise ApiError(415, f"{image.format} images are not supported; send {SUPPORTED}")
+    _check_pixels(image.width, image.height, max_pixels)
+    channels = len(image.getbands())
+    try:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        pixels = _to_rgb(image)
+    except Exception as error:  # see above: any decoder failure is the upload's fault
+        raise ApiError(400, f"the {image.format} image is truncated or corrupt ({error})") from None
+    return DecodedImage(pixels, channels, image.format)
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grey: keep the top 8 bits
+        wide = np.asarray(image, dtype=np.uint32)
+        top = (wide >> 8) if image.mode.startswith("I;16") else np.clip(wide, 0, 255)
+        return np.ascontiguousarray(np.repeat(top.astype(np.uint8)[:, :, None], 3, axis=2))
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    return np.asarray(image.convert("RGB"))

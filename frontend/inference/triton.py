@@ -1,0 +1,116 @@
+"""The frontend's only door to Triton: async gRPC calls to the detect pipelines.
+
+Errors come out as two exceptions the routers map onto HTTP: TritonUnavailable
+(server down, overloaded or too slow: 503) and InferenceRejected (Triton
+refused the inputs: 400). No call can hang: each carries a deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tritonclient.grpc import InferInput, InferRequestedOutput
+from tritonclient.grpc.aio import InferenceServerClient
+from tritonclient.utils import InferenceServerException
+
+UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED",
+               "StatusCode.RESOURCE_EXHAUSTED", "StatusCode.CANCELLED"}
+DETECT_OUTPUTS = ("NUM_FACES", "SCORES", "BOXES", "LANDMARKS", "SCALE", "CANDIDATES",
+                  "PREPROCESS_MS", "BLOB_MS", "DECODE_MS", "NMS_MS")
+
+
+class TritonUnavailable(Exception):
+    """Triton cannot answer now (down, not ready, or past the deadline)."""
+
+
+class InferenceRejected(Exception):
+    """Triton answered, refusing the request's inputs."""
+
+
+@dataclass(frozen=True)
+class Faces:
+    """What a detect pipeline found on one photo, best first, in photo pixels."""
+
+    scores: np.ndarray  # (N,)
+    boxes: np.ndarray  # (N, 4) x1, y1, x2, y2
+    landmarks: np.ndarray  # (N, 5, 2) left eye, right eye, nose, left mouth, right mouth
+    scale: tuple[float, float]  # detector pixels per photo pixel, x and y
+    candidates_before_nms: int
+    candidates_after_nms: int
+    inference_ms: float  # the whole Triton call, as the frontend waited for it
+    preprocess_ms: float
+    blob_ms: float
+    decode_ms: float
+    nms_ms: float
+
+
+def _input(name: str, array: np.ndarray, datatype: str) -> InferInput:
+    tensor = InferInput(name, list(array.shape), datatype)
+    tensor.set_data_from_numpy(array)
+    return tensor
+
+
+class TritonClient:
+    def __init__(self, url: str, timeout_s: float):
+        self.url = url
+        self.timeout_s = timeout_s
+        self._client = InferenceServerClient(url)
+        self._input_sizes: dict[str, tuple[int, int]] = {}
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def _call(self, method, *args, **kwargs):
+        try:
+            return await method(*args, client_timeout=self.timeout_s, **kwargs)
+        except InferenceServerException as error:
+            if str(error.status()) in UNAVAILABLE or "not found" in str(error.message()).lower() \
+                    or "unavailable" in str(error.message()).lower():
+                raise TritonUnavailable(error.message() or str(error)) from None
+            raise InferenceRejected(error.message() or str(error)) from None
+
+    async def detect(self, pipeline: str, rgb: np.ndarray, confidence: float,
+                     nms_threshold: float, max_faces: int) -> Faces:
+        """Run ``pipeline`` (an ensemble detect_<detector>) on one H×W×3 RGB photo."""
+        inputs = [
+            _input("IMAGE", rgb[None], "UINT8"),
+            _input("CONFIDENCE", np.array([[confidence]], np.float32), "FP32"),
+            _input("NMS_THRESHOLD", np.array([[nms_threshold]], np.float32), "FP32"),
+            _input("MAX_FACES", np.array([[max_faces]], np.int32), "INT32"),
+        ]
+        outputs = [InferRequestedOutput(name) for name in DETECT_OUTPUTS]
+        started = time.perf_counter()
+        result = await self._call(self._client.infer, pipeline, inputs, outputs=outputs)
+        inference_ms = (time.perf_counter() - started) * 1000.0
+        count = int(result.as_numpy("NUM_FACES")[0, 0])
+        candidates = result.as_numpy("CANDIDATES")[0]
+        return Faces(
+            scores=result.as_numpy("SCORES")[0, :count],
+            boxes=result.as_numpy("BOXES")[0, :count],
+            landmarks=result.as_numpy("LANDMARKS")[0, :count],
+            scale=tuple(float(v) for v in result.as_numpy("SCALE")[0]),
+            candidates_before_nms=int(candidates[0]),
+            candidates_after_nms=int(candidates[1]),
+            inference_ms=inference_ms,
+            preprocess_ms=float(result.as_numpy("PREPROCESS_MS")[0, 0]),
+            blob_ms=float(result.as_numpy("BLOB_MS")[0, 0]),
+            decode_ms=float(result.as_numpy("DECODE_MS")[0, 0]),
+            nms_ms=float(result.as_numpy("NMS_MS")[0, 0]),
+        )
+
+    async def is_ready(self, model: str) -> bool:
+        """Whether Triton is live and ``model`` is loaded; False (never an exception) otherwise."""
+        try:
+            return bool(await self._client.is_model_ready(model, client_timeout=min(self.timeout_s, 2.0)))
+        except InferenceServerException:
+            return False
+
+    async def input_size(self, detector: str) -> tuple[int, int]:
+        """(width, height) of the detector's input, read from its Triton config once."""
+        if detector not in self._input_sizes:
+            response = await self._call(self._client.get_model_config, detector)
+            dims = list(response.config.input[0].dims)[-2:]  # ... × H × W
+            self._input_sizes[detector] = (int(dims[1]), int(dims[0]))
+        return self._input_sizes[detector]

@@ -1,0 +1,122 @@
+"""Shapes of the face-api contract (../shared/seeds/001_*.txt), field by field."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(description='"ok" when the service can answer, else "unavailable"')
+    model: str = Field(description="detector model served")
+    model_loaded: bool = Field(description="the detect pipeline is loaded and ready in Triton")
+    input_size: list[int] | None = Field(description="detector input [width, height]")
+    supports_landmarks: bool
+    database_enabled: bool
+    database_ready: bool
+    storage_enabled: bool
+    storage_ready: bool
+
+
+class ImageInfo(BaseModel):
+    width: int = Field(description="upright width (after EXIF orientation)")
+    height: int
+    channels: int = Field(description="channels in the upload: 1 grey, 3 colour, 4 with alpha")
+    size_bytes: int = Field(description="bytes uploaded")
+
+
+class BoundingBox(BaseModel):
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+class Point(BaseModel):
+    x: float
+    y: float
+
+
+class Landmarks(BaseModel):
+    left_eye: Point = Field(description="the eye on the left of the image")
+    right_eye: Point
+    nose: Point
+    left_mouth: Point
+    right_mouth: Point
+
+
+class Size(BaseModel):
+    width: float
+    height: float
+
+
+class Relative(BaseModel):
+    x_center: float = Field(description="box centre as a fraction of the image width")
+    y_center: float
+    width: float
+    height: float
+
+
+class Detection(BaseModel):
+    index: int = Field(description="0 = most confident")
+    bbox: BoundingBox
+    confidence: float
+    landmarks: Landmarks
+    size: Size
+    area: float
+    center: Point
+    relative: Relative
+
+
+class Summary(BaseModel):
+    face_count: int
+    avg_confidence: float | None = Field(description="null when no face was found")
+    min_confidence: float | None
+    max_confidence: float | None
+    total_face_area: float
+    face_area_ratio: float = Field(description="total face area / image area")
+
+
+class Processing(BaseModel):
+    model: str
+    input_size: list[int]
+    confidence_threshold: float
+    nms_threshold: float
+    inference_ms: float
+    total_ms: float
+
+
+class Profiling(BaseModel):
+    decode_ms: float = Field(description="upload bytes -> RGB pixels, in the frontend")
+    preprocess_ms: float = Field(description="letterbox resize + pad, in Triton")
+    blob_ms: float = Field(description="normalise + CHW layout, in Triton")
+    inference_ms: float = Field(description="the whole Triton pipeline call, transfer included")
+    postprocess_ms: float = Field(description="anchor decode + threshold + unscale, in Triton")
+    nms_ms: float = Field(description="non-maximum suppression, in Triton")
+    mask_ms: float | None = None
+    encode_ms: float | None = None
+    storage_ms: float | None = None
+    total_ms: float = Field(description="request received -> response ready, in the frontend")
+    candidates_before_nms: int
+    candidates_after_nms: int
+    det_scale: float = Field(description="detector pixels per image pixel along the long side")
+    input_resolution: str = Field(description="WxH of the upright image")
+    det_resolution: str = Field(description="WxH of the detector input")
+    input_bytes: int
+    output_bytes: int | None = None
+    input_pixels: int
+    model_name: str
+
+
+class DetectResponse(BaseModel):
+    request_id: str
+    image_id: str | None = None
+    job_id: str | None = None
+    image: ImageInfo
+    detections: list[Detection]
+    summary: Summary
+    processing: Processing
+    profiling: Profiling
+
+
+class ErrorResponse(BaseModel):
+    detail: str

@@ -1,0 +1,1 @@
+"""What the endpoints do, between the HTTP layer (api/) and the parts they use."""

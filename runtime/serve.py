@@ -1,0 +1,82 @@
+"""./face-api serve: embedded Triton on the CPU, then the frontend under gunicorn.
+
+Start order: Triton (wait until the detect pipeline is ready), then gunicorn
+with uvicorn workers. Stop order on SIGINT/SIGTERM: the frontend first (no new
+requests reach Triton), then Triton. If Triton dies while serving, the
+frontend keeps answering (/health 503, requests 503) and Triton is restarted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from frontend.settings import Settings
+from runtime.triton_server import EmbeddedTriton
+
+
+def say(message: str) -> None:
+    print(f"[serve] {message}", flush=True)
+
+
+def start_frontend(settings: Settings, port: int, workers: int) -> subprocess.Popen:
+    env = dict(os.environ)
+    env["FACE_API_TRITON_URL"] = f"127.0.0.1:{settings.triton_grpc_port}"
+    command = [
+        sys.executable, "-m", "gunicorn", "frontend.app:create_app()",
+        "--worker-class", "uvicorn_worker.UvicornWorker",
+        "--workers", str(workers), "--bind", f"{settings.host}:{port}",
+        "--graceful-timeout", "10", "--timeout", "60", "--keep-alive", "5",
+        "--access-logfile", "-", "--log-level", "info",
+    ]
+    # Its own session: Ctrl-C reaches this supervisor only, which stops things in order.
+    return subprocess.Popen(command, env=env, start_new_session=True)
+
+
+def serve(port: int | None = None, workers: int | None = None, frontend: bool = True) -> int:
+    settings = Settings()
+    port = port or settings.port
+    workers = workers or settings.workers
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    triton = EmbeddedTriton(http_port=settings.triton_http_port, grpc_port=settings.triton_grpc_port,
+                            metrics_port=settings.triton_metrics_port,
+                            onnx_threads=settings.onnx_threads, log=lambda m: say(m))
+    gunicorn = None
+    try:
+        triton.start(required=[settings.detect_pipeline])
+        if frontend:
+            say(f"starting the frontend on http://{settings.host}:{port} ({workers} workers)")
+            gunicorn = start_frontend(settings, port, workers)
+        say(f"Triton metrics: http://127.0.0.1:{settings.triton_metrics_port}/metrics; Ctrl-C stops")
+        while not stop.wait(1.0):
+            if gunicorn is not None and gunicorn.poll() is not None:
+                say(f"the frontend exited with code {gunicorn.returncode}; stopping")
+                return gunicorn.returncode or 1
+            if triton.process.poll() is not None and not stop.is_set():
+                say(f"tritonserver exited unexpectedly (code {triton.process.returncode}); "
+                    "restarting it — the frontend answers 503 meanwhile")
+                triton.stop()
+                time.sleep(2)
+                triton.start(required=[settings.detect_pipeline])
+        return 0
+    except RuntimeError as error:
+        say(f"error: {error}")
+        return 1
+    finally:
+        if gunicorn is not None and gunicorn.poll() is None:
+            say("stopping the frontend …")
+            gunicorn.send_signal(signal.SIGTERM)
+            try:
+                gunicorn.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(gunicorn.pid, signal.SIGKILL)
+                gunicorn.wait()
+        triton.stop()
+        say("stopped")

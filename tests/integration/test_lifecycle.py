@@ -1,0 +1,64 @@
+"""The serve command as a process: Triton dying mid-service, and a clean shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.conftest import sample
+from tests.integration.stack import start_stack
+
+
+def pids(pattern: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout
+    return [int(p) for p in found.split()]
+
+
+@pytest.fixture(scope="module")
+def own_stack(tmp_path_factory):
+    stack = start_stack(tmp_path_factory.mktemp("lifecycle"))
+    yield stack
+    stack.stop()
+
+
+def test_triton_death_gives_503_then_recovers(own_stack):
+    photo = sample("yaoming.jpg").read_bytes()
+    [triton] = pids(f"tritonserver.*--grpc-port={own_stack.triton_grpc}")
+    os.kill(triton, signal.SIGKILL)
+    time.sleep(0.5)
+
+    with httpx.Client(base_url=own_stack.url, timeout=30) as http:
+        started = time.monotonic()
+        health = http.get("/health")
+        response = http.post("/api/v1/detect", files={"image": ("y.jpg", photo)})
+        assert time.monotonic() - started < 10  # a clear answer, not a hang
+        assert health.status_code == 503
+        assert health.json()["model_loaded"] is False and health.json()["status"] == "unavailable"
+        assert response.status_code == 503
+        assert response.json() == {"detail": "the inference server is unavailable; try again shortly"}
+        assert response.headers["retry-after"] == "5"
+
+        deadline = time.monotonic() + 120  # the supervisor restarts Triton
+        while http.get("/health").status_code != 200:
+            assert time.monotonic() < deadline, own_stack.log()[-2000:]
+            time.sleep(0.5)
+        again = http.post("/api/v1/detect", files={"image": ("y.jpg", photo)})
+        assert again.status_code == 200 and again.json()["summary"]["face_count"] == 1
+    assert "restarting it" in own_stack.log()
+
+
+def test_sigterm_stops_everything_and_cleans_shared_memory(own_stack):
+    serve_pid = own_stack.process.pid
+    assert own_stack.stop(timeout=60) == 0
+    log = own_stack.log()
+    # The frontend stops before Triton, so no request is cut off mid-inference.
+    assert log.index("stopping the frontend") < log.index("stopping tritonserver")
+    assert pids(f"--grpc-port={own_stack.triton_grpc}") == []
+    assert pids(f"127.0.0.1:{own_stack.url.rsplit(':', 1)[1]}") == []
+    assert list(Path("/dev/shm").glob(f"faceapi{serve_pid}_*")) == []
