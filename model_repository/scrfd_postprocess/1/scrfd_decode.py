@@ -109,7 +109,8 @@ def to_photo_coordinates(
     boxes: np.ndarray, landmarks: np.ndarray, scale_x: float, scale_y: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Detector-input pixels -> photo pixels, each axis by its own letterbox scale."""
-    return boxes / np.float32([scale_x, scale_y, scale_x, scale_y]), landmarks / np.float32([scale_x, scale_y])
+    per_axis = np.float32([scale_x, scale_y])
+    return boxes / np.tile(per_axis, 2), landmarks / per_axis
 
 
 def clip_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
