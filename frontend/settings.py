@@ -28,7 +28,9 @@ class Settings(BaseSettings):
     triton_http_port: int = Field(8000, ge=1, le=65535)
     triton_grpc_port: int = Field(8001, ge=1, le=65535)
     triton_metrics_port: int = Field(8002, ge=1, le=65535)
-    onnx_threads: int = Field(0, ge=0, description="onnxruntime threads per model in CPU mode (0 = cores)")
+    onnx_instances: int = Field(2, ge=1, le=64, description="instances of each ONNX model in CPU mode")
+    onnx_threads: int = Field(1, ge=0, description="onnxruntime threads per instance in CPU mode (0 = cores)")
+    onnx_spinning: bool = Field(False, description="let onnxruntime threads spin-wait in CPU mode")
 
     # --- input limits ---
     max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0, description="larger uploads get 413")

@@ -29,6 +29,15 @@ from runtime import weights
 ONNX_RUNNER = Path(__file__).resolve().parent / "onnx_runner.py"
 
 
+@dataclass(frozen=True)
+class OnnxTuning:
+    """How ONNX models run in CPU mode: instances (processes) x onnxruntime threads each."""
+
+    instances: int = 1
+    threads: int = 0  # 0 = one per core
+    spinning: bool = False  # spin-waiting threads: lower latency, but they steal CPU
+
+
 @dataclass
 class DerivedRepository:
     path: Path
@@ -99,20 +108,22 @@ def mismatches(config: mc.ModelConfig, weight: Path) -> list[str]:
     return problems
 
 
-def _cpu_config(config: mc.ModelConfig, weight_name: str, threads: int) -> mc.ModelConfig:
+def _cpu_config(config: mc.ModelConfig, weight_name: str, tuning: OnnxTuning) -> mc.ModelConfig:
     derived = mc.ModelConfig()
     derived.CopyFrom(config)
     derived.backend = "python"
     derived.platform = ""
     derived.default_model_filename = ""
     derived.parameters["onnx_file"].string_value = weight_name
-    derived.parameters["intra_op_threads"].string_value = str(threads)
+    derived.parameters["intra_op_threads"].string_value = str(tuning.threads)
+    derived.parameters["allow_spinning"].string_value = "1" if tuning.spinning else "0"
     del derived.instance_group[:]
-    derived.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=1)
+    derived.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=tuning.instances)
     return derived
 
 
-def derive(sources: list[Path], target: Path, onnx_threads: int = 0, log=print) -> DerivedRepository:
+def derive(sources: list[Path], target: Path, tuning: OnnxTuning = OnnxTuning(),
+           log=print) -> DerivedRepository:
     """Write the CPU-servable repository for ``sources`` into ``target`` (replaced)."""
     if target.exists():
         shutil.rmtree(target)
@@ -147,7 +158,7 @@ def derive(sources: list[Path], target: Path, onnx_threads: int = 0, log=print) 
             out = target / config.name
             (out / version).mkdir(parents=True)
             (out / "config.pbtxt").write_text(
-                text_format.MessageToString(_cpu_config(config, weight.name, onnx_threads)))
+                text_format.MessageToString(_cpu_config(config, weight.name, tuning)))
             (out / version / "model.py").symlink_to(ONNX_RUNNER)
             (out / version / weight.name).symlink_to(weight.resolve())
             result.served.append(config.name)

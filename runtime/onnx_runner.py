@@ -23,8 +23,10 @@ class TritonPythonModel:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = int(params.get("intra_op_threads", "0"))
-        # Spinning threads steal the CPU from the other Triton processes on small machines.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Spinning threads cut latency but steal the CPU from the other Triton
+        # processes; the launcher decides (FACE_API_ONNX_SPINNING).
+        options.add_session_config_entry("session.intra_op.allow_spinning",
+                                         params.get("allow_spinning", "0"))
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.inputs = [tensor["name"] for tensor in config["input"]]
         self.outputs = [tensor["name"] for tensor in config["output"]]

@@ -16,6 +16,7 @@ import threading
 import time
 
 from frontend.settings import Settings
+from runtime.cpu_repository import OnnxTuning
 from runtime.triton_server import EmbeddedTriton
 
 
@@ -47,7 +48,9 @@ def serve(port: int | None = None, workers: int | None = None, frontend: bool = 
 
     triton = EmbeddedTriton(http_port=settings.triton_http_port, grpc_port=settings.triton_grpc_port,
                             metrics_port=settings.triton_metrics_port,
-                            onnx_threads=settings.onnx_threads, log=lambda m: say(m))
+                            onnx_tuning=OnnxTuning(settings.onnx_instances, settings.onnx_threads,
+                                                   settings.onnx_spinning),
+                            log=lambda m: say(m))
     gunicorn = None
     try:
         triton.start(required=[settings.detect_pipeline])

@@ -59,7 +59,7 @@ class EmbeddedTriton:
     metrics_port: int = 8002
     run_dir: Path = RUN / "triton"
     sources: list[Path] = field(default_factory=lambda: [MODEL_REPOSITORY, ENSEMBLES])
-    onnx_threads: int = 0
+    onnx_tuning: cpu_repository.OnnxTuning = field(default_factory=cpu_repository.OnnxTuning)
     exit_timeout_s: int = 5
     log: callable = print
     process: subprocess.Popen | None = None
@@ -75,7 +75,7 @@ class EmbeddedTriton:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log("deriving the CPU model repository …")
         self.repository = cpu_repository.derive(
-            self.sources, self.run_dir / "models", self.onnx_threads, log=self.log)
+            self.sources, self.run_dir / "models", self.onnx_tuning, log=self.log)
         missing = [m for m in required if m not in self.repository.served]
         if missing:
             reasons = "; ".join(f"{m}: {self.repository.skipped.get(m, 'unknown model')}" for m in missing)

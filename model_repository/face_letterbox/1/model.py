@@ -8,6 +8,7 @@ model serves any square-input detector.
 import json
 import time
 
+import cv2
 import numpy as np
 import triton_python_backend_utils as pb_utils
 from letterbox import letterbox, to_blob
@@ -15,6 +16,9 @@ from letterbox import letterbox, to_blob
 
 class TritonPythonModel:
     def initialize(self, args):
+        # Parallelism comes from model instances (processes); OpenCV's own thread
+        # pool inside each would only fight them for the same cores.
+        cv2.setNumThreads(1)
         params = json.loads(args["model_config"]).get("parameters", {})
         self.size = int(params["input_size"]["string_value"])
         self.mean = float(params["mean"]["string_value"])
