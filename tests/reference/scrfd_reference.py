@@ -58,9 +58,9 @@ def decode_image(path) -> np.ndarray:
         return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
 
 
-def letterbox(img: np.ndarray, input_size: int = INPUT_SIZE) -> tuple[np.ndarray, tuple[float, float]]:
-    """InsightFace ``SCRFD.detect`` resize: returns (det_img size×size×3 uint8, (scale_x, scale_y))."""
-    im_ratio = float(img.shape[0]) / img.shape[1]
+def resized_size(height: int, width: int, input_size: int = INPUT_SIZE) -> tuple[int, int]:
+    """(new_height, new_width) as InsightFace's ``SCRFD.detect`` writes it, plus a one-pixel floor."""
+    im_ratio = float(height) / width
     model_ratio = float(input_size) / input_size
     if im_ratio > model_ratio:
         new_height = input_size
@@ -68,7 +68,12 @@ def letterbox(img: np.ndarray, input_size: int = INPUT_SIZE) -> tuple[np.ndarray
     else:
         new_width = input_size
         new_height = int(new_width * im_ratio)
-    new_width, new_height = max(1, new_width), max(1, new_height)
+    return max(1, new_height), max(1, new_width)
+
+
+def letterbox(img: np.ndarray, input_size: int = INPUT_SIZE) -> tuple[np.ndarray, tuple[float, float]]:
+    """InsightFace ``SCRFD.detect`` resize: returns (det_img size×size×3 uint8, (scale_x, scale_y))."""
+    new_height, new_width = resized_size(img.shape[0], img.shape[1], input_size)
     scales = (float(new_width) / img.shape[1], float(new_height) / img.shape[0])
     resized_img = cv2.resize(img, (new_width, new_height))
     det_img = np.zeros((input_size, input_size, 3), dtype=np.uint8)

@@ -87,26 +87,13 @@ def test_fit_size_thin_values():
     assert fit_size(5000, 1, SIZE) == (640, 1)
 
 
-def _insightface_size(height, width, input_size):
-    """(new_height, new_width) as InsightFace's ``SCRFD.detect`` writes it, plus the one-pixel floor."""
-    im_ratio = float(height) / width
-    model_ratio = float(input_size) / input_size
-    if im_ratio > model_ratio:
-        new_height = input_size
-        new_width = int(new_height / im_ratio)
-    else:
-        new_width = input_size
-        new_height = int(new_width * im_ratio)
-    return max(1, new_height), max(1, new_width)
-
-
 def test_fit_size_matches_insightface_and_stays_within_one_pixel_of_exact_floor():
     sides = list(range(1, 120)) + [233, 287, 500, 665, 800, 1237, 1919, 4031, 4032, 10_007]
     truncated_below_exact = set()
     for height in sides:
         for width in sides:
             new_height, new_width = fit_size(height, width, SIZE)
-            assert (new_height, new_width) == _insightface_size(height, width, SIZE), (height, width)
+            assert (new_height, new_width) == ref.resized_size(height, width, SIZE), (height, width)
             assert 1 <= new_height <= SIZE and 1 <= new_width <= SIZE
             # Exact arithmetic: long side -> size, short side -> floor(size * short / long).
             if height > width:
