@@ -32,7 +32,11 @@ class Artifact:
 
     @property
     def where(self) -> str:
-        return str(self.destination.relative_to(ROOT))
+        """The destination as a user should read it: relative to the checkout when inside it."""
+        try:
+            return str(self.destination.relative_to(ROOT))
+        except ValueError:
+            return str(self.destination)
 
 
 def _model(name: str) -> Path:
@@ -135,9 +139,9 @@ def _extract(artifact: Artifact, log) -> None:
     partial.replace(artifact.destination)
 
 
-def fetch_all(force: bool = False, log=print) -> None:
+def fetch_all(force: bool = False, log=print, artifacts: list[Artifact] = ARTIFACTS) -> None:
     """Make every artifact present and intact; ``force`` replaces corrupted files."""
-    for artifact in ARTIFACTS:
+    for artifact in artifacts:
         if artifact.destination.is_file():
             try:
                 check(artifact)

