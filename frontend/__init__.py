@@ -2,7 +2,9 @@
 
     settings.py    every FACE_API_* setting, typed, in one place
     app.py         the FastAPI application (lifespan, routers, error handlers)
+    middleware.py  request ids, early 413 for oversized bodies
     api/           routers, one per contract area; thin
+    services/      what an endpoint does, between the routers and the parts below
     schemas/       the contract shapes (pydantic), field by field as documented
     imaging/       image decoding (TurboJPEG, Pillow-SIMD) and its limits
     inference/     the one module that talks to Triton

@@ -25,10 +25,14 @@ class RequestContext:
         id_header = (b"x-request-id", request_id.encode())
 
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            status, detail = (413, f"the request body is larger than {self.max_body_bytes} bytes "
-                                   "(FACE_API_MAX_UPLOAD_BYTES)") if length.isdigit() else \
-                             (400, "invalid Content-Length header")
+        refusal = None
+        if length is not None and not length.isdigit():
+            refusal = (400, "invalid Content-Length header")
+        elif length is not None and int(length) > self.max_body_bytes:
+            refusal = (413, f"the request body is larger than {self.max_body_bytes} bytes "
+                            "(FACE_API_MAX_UPLOAD_BYTES)")
+        if refusal is not None:
+            status, detail = refusal
             body = json.dumps({"detail": detail}).encode()
             await send({"type": "http.response.start", "status": status, "headers": [
                 (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),

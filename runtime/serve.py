@@ -50,7 +50,7 @@ def serve(port: int | None = None, workers: int | None = None, frontend: bool = 
                             metrics_port=settings.triton_metrics_port,
                             onnx_tuning=OnnxTuning(settings.onnx_instances, settings.onnx_threads,
                                                    settings.onnx_spinning),
-                            log=lambda m: say(m))
+                            log=say)
     gunicorn = None
     try:
         triton.start(required=[settings.detect_pipeline])

@@ -1,8 +1,9 @@
 """Triton model: SCRFD raw outputs -> faces in photo coordinates.
 
 Anchor decode at each stride, confidence threshold, division by the letterbox
-scale, NMS in photo pixels (as InsightFace), the max_faces cap, clipping. Faces come out best first, padded to
-the longest list in the batch; NUM_FACES says how many rows are real.
+scale, NMS in photo pixels (as InsightFace), the max_faces cap, clipping.
+Faces come out best first, padded to the longest list in the batch;
+NUM_FACES says how many rows are real.
 """
 
 import json
