@@ -7,6 +7,8 @@ from functools import lru_cache
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+RATE_PATTERN = r"^\s*[1-9][0-9]*\s*/\s*(second|minute|hour|day)\s*$"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FACE_API_", extra="ignore")
@@ -36,9 +38,38 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0, description="larger uploads get 413")
     max_image_pixels: int = Field(50_000_000, gt=0, description="larger images get 413")
 
+    # --- database (API keys now; images, jobs and admin sessions later) ---
+    database_enabled: bool = Field(True, description="keep API keys (and later images, jobs) in a database")
+    database_url: str = Field(
+        "sqlite:///.run/face-api.sqlite3",
+        description="sqlite:///path (embedded default) or postgresql://user:pass@host:port/db",
+    )
+
+    # --- API keys ---
+    api_key_enabled: bool = Field(True, description="require X-API-Key on /api/v1/detect and /mask")
+    api_key_usage_flush_s: float = Field(
+        2.0, gt=0, le=300,
+        description="each worker adds its request counts to the database this often (no write per request)",
+    )
+
+    # --- rate limits ("N/second|minute|hour|day", per API key or per client address) ---
+    rate_limit_enabled: bool = Field(True)
+    rate_limit_detect: str = Field("300/minute", pattern=RATE_PATTERN)
+    rate_limit_mask: str = Field("150/minute", pattern=RATE_PATTERN)
+    redis_url: str | None = Field(
+        None, description="redis://host:port/db: share rate limits across frontend nodes; "
+                          "unset = one node, limits shared by its workers through a local file",
+    )
+    rate_limit_file: str = Field(".run/rate-limits.sqlite3",
+                                 description="the single-node limiter's state (without redis_url)")
+
     @property
     def detect_pipeline(self) -> str:
         return f"detect_{self.detector}"
+
+    @property
+    def mask_pipeline(self) -> str:
+        return f"mask_{self.detector}"
 
 
 @lru_cache
