@@ -1,0 +1,1 @@
+"""Authentication: API keys (admin sessions follow)."""

@@ -1,0 +1,111 @@
+"""Create the async database handle and answer "is it reachable?".
+
+Two backends, one API (`databases` over SQLAlchemy Core):
+
+* ``sqlite:///relative/path.sqlite3`` (relative to the current directory) or
+  ``sqlite:////absolute/path.sqlite3``: the embedded default; the file's folder
+  is created on demand;
+* ``postgresql://user:password@host:port/database``: asyncpg.
+
+Alembic needs a SQLAlchemy URL for the same database: `sqlalchemy_url` maps
+SQLite onto the standard library driver and PostgreSQL onto asyncpg (used
+through an async engine, so no second PostgreSQL driver is needed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import databases
+from sqlalchemy.engine import URL, make_url
+
+log = logging.getLogger("face_api.database")
+
+SQLITE_SCHEMES = {"sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"}
+POSTGRES_SCHEMES = {"postgresql", "postgres", "postgresql+asyncpg"}
+
+# How long a SQLite connection waits for another process's write lock before
+# "database is locked" (the workers share one file).
+SQLITE_BUSY_TIMEOUT_S = 15.0
+# asyncpg pool per worker process; URL options ?min_size=&max_size= win.
+POSTGRES_POOL = {"min_size": 1, "max_size": 10}
+POSTGRES_CONNECT_TIMEOUT_S = 10.0
+POSTGRES_COMMAND_TIMEOUT_S = 30.0
+
+
+def backend_of(url: str) -> str:
+    """'sqlite' or 'postgresql'; ValueError for any other kind of URL."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme in SQLITE_SCHEMES:
+        return "sqlite"
+    if scheme in POSTGRES_SCHEMES:
+        return "postgresql"
+    raise ValueError(
+        f"unsupported database URL {_redacted(url)!r}: use sqlite:///path/to/file.sqlite3 "
+        "or postgresql://user:password@host:port/database"
+    )
+
+
+def sqlite_path(url: str) -> Path:
+    """The file behind a sqlite URL (relative paths stay relative to the current directory)."""
+    path = databases.DatabaseURL(url).database
+    if not path or path == ":memory:" or path.startswith("file::memory:"):
+        raise ValueError(
+            "an in-memory SQLite database cannot be shared between connections and worker "
+            "processes: point FACE_API_DATABASE_URL at a file, e.g. sqlite:///.run/face-api.sqlite3"
+        )
+    return Path(path)
+
+
+def ensure_sqlite_folder(url: str) -> None:
+    if backend_of(url) == "sqlite":
+        sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
+
+
+def create_database(url: str) -> databases.Database:
+    """An unconnected `databases.Database` for `url` (call ``await db.connect()``)."""
+    backend = backend_of(url)
+    if backend == "sqlite":
+        ensure_sqlite_folder(url)
+        # databases opens one aiosqlite connection per query or transaction;
+        # `timeout` is sqlite3's busy timeout.
+        return databases.Database(url, timeout=SQLITE_BUSY_TIMEOUT_S)
+    options = {key: value for key, value in POSTGRES_POOL.items()
+               if key not in databases.DatabaseURL(url).options}
+    return databases.Database(url, timeout=POSTGRES_CONNECT_TIMEOUT_S,
+                              command_timeout=POSTGRES_COMMAND_TIMEOUT_S, **options)
+
+
+async def is_ready(database: databases.Database, timeout_s: float = 2.0) -> bool:
+    """True when connected and ``SELECT 1`` answers within `timeout_s`; never raises."""
+    if not database.is_connected:  # (SQLite would answer anyway: it opens a file per query)
+        return False
+    try:
+        return await asyncio.wait_for(database.fetch_val("SELECT 1"), timeout_s) == 1
+    except Exception as error:  # readiness is a yes/no question
+        log.debug("database not ready: %r", error)
+        return False
+
+
+def sqlalchemy_url(url: str) -> URL:
+    """The SQLAlchemy URL that Alembic uses for the database behind a `databases` URL.
+
+    SQLite runs on the standard library's sqlite3 (synchronous); PostgreSQL on
+    asyncpg through an async engine (``connection.run_sync``).
+    """
+    parsed = make_url(url)
+    if backend_of(url) == "sqlite":
+        sqlite_path(url)  # rejects in-memory databases
+        return parsed.set(drivername="sqlite")
+    # min_size/max_size configure the databases pool, not a connection.
+    query = {key: value for key, value in parsed.query.items() if key not in POSTGRES_POOL}
+    return parsed.set(drivername="postgresql+asyncpg", query=query)
+
+
+def _redacted(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # only for an error message
+        return url.split("@")[-1]

@@ -1,0 +1,1 @@
+"""Helpers that give tests real servers (PostgreSQL, ...)."""
