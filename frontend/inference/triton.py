@@ -1,4 +1,4 @@
-"""The frontend's only door to Triton: async gRPC calls to the detect pipelines.
+"""The frontend's only door to Triton: async gRPC calls to the detect and mask pipelines.
 
 Errors come out as two exceptions the routers map onto HTTP: TritonUnavailable
 (server down, overloaded or too slow: 503) and InferenceRejected (Triton
@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from tritonclient.grpc import InferInput, InferRequestedOutput
+from tritonclient.grpc import InferInput, InferRequestedOutput, InferResult
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
@@ -19,6 +19,7 @@ UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED",
                "StatusCode.RESOURCE_EXHAUSTED", "StatusCode.CANCELLED"}
 DETECT_OUTPUTS = ("NUM_FACES", "SCORES", "BOXES", "LANDMARKS", "SCALE", "CANDIDATES",
                   "PREPROCESS_MS", "BLOB_MS", "DECODE_MS", "NMS_MS")
+MASK_OUTPUTS = ("MASKED", "REGIONS", "MASK_MS")
 
 
 class TritonUnavailable(Exception):
@@ -44,6 +45,16 @@ class Faces:
     blob_ms: float
     decode_ms: float
     nms_ms: float
+
+
+@dataclass(frozen=True)
+class Masked:
+    """What a mask pipeline made of one photo: the faces it found and the photo with them masked."""
+
+    faces: Faces  # as detect returns them
+    image: np.ndarray  # H×W×3 uint8 RGB, the masked photo (same size as the input)
+    regions: int  # face regions actually masked (empty padded regions are not counted)
+    mask_ms: float  # time Triton spent masking
 
 
 def _input(name: str, array: np.ndarray, datatype: str) -> InferInput:
@@ -74,31 +85,37 @@ class TritonClient:
     async def detect(self, pipeline: str, rgb: np.ndarray, confidence: float,
                      nms_threshold: float, max_faces: int) -> Faces:
         """Run ``pipeline`` (an ensemble detect_<detector>) on one H×W×3 RGB photo."""
-        inputs = [
-            _input("IMAGE", rgb[None], "UINT8"),
-            _input("CONFIDENCE", np.array([[confidence]], np.float32), "FP32"),
-            _input("NMS_THRESHOLD", np.array([[nms_threshold]], np.float32), "FP32"),
-            _input("MAX_FACES", np.array([[max_faces]], np.int32), "INT32"),
+        inputs = _detect_inputs(rgb, confidence, nms_threshold, max_faces)
+        result, inference_ms = await self._infer(pipeline, inputs, DETECT_OUTPUTS)
+        return _faces(result, inference_ms)
+
+    async def mask(self, pipeline: str, rgb: np.ndarray, confidence: float, nms_threshold: float,
+                   max_faces: int, method: str, strength: int, padding: float) -> Masked:
+        """Run ``pipeline`` (an ensemble mask_<detector>) on one H×W×3 RGB photo.
+
+        method, strength and padding mean what face_mask/1/masking.py says; Triton
+        refuses values outside its ranges (InferenceRejected).
+        """
+        inputs = _detect_inputs(rgb, confidence, nms_threshold, max_faces) + [
+            _input("METHOD", np.array([[method.encode()]], dtype=np.object_), "BYTES"),
+            _input("STRENGTH", np.array([[strength]], np.int32), "INT32"),
+            _input("PADDING", np.array([[padding]], np.float32), "FP32"),
         ]
-        outputs = [InferRequestedOutput(name) for name in DETECT_OUTPUTS]
-        started = time.perf_counter()
-        result = await self._call(self._client.infer, pipeline, inputs, outputs=outputs)
-        inference_ms = (time.perf_counter() - started) * 1000.0
-        count = int(result.as_numpy("NUM_FACES")[0, 0])
-        candidates = result.as_numpy("CANDIDATES")[0]
-        return Faces(
-            scores=result.as_numpy("SCORES")[0, :count],
-            boxes=result.as_numpy("BOXES")[0, :count],
-            landmarks=result.as_numpy("LANDMARKS")[0, :count],
-            scale=tuple(float(v) for v in result.as_numpy("SCALE")[0]),
-            candidates_before_nms=int(candidates[0]),
-            candidates_after_nms=int(candidates[1]),
-            inference_ms=inference_ms,
-            preprocess_ms=float(result.as_numpy("PREPROCESS_MS")[0, 0]),
-            blob_ms=float(result.as_numpy("BLOB_MS")[0, 0]),
-            decode_ms=float(result.as_numpy("DECODE_MS")[0, 0]),
-            nms_ms=float(result.as_numpy("NMS_MS")[0, 0]),
+        result, inference_ms = await self._infer(pipeline, inputs, DETECT_OUTPUTS + MASK_OUTPUTS)
+        return Masked(
+            faces=_faces(result, inference_ms),
+            image=result.as_numpy("MASKED")[0],
+            regions=int(result.as_numpy("REGIONS")[0, 0]),
+            mask_ms=float(result.as_numpy("MASK_MS")[0, 0]),
         )
+
+    async def _infer(self, pipeline: str, inputs: list[InferInput],
+                     outputs: tuple[str, ...]) -> tuple[InferResult, float]:
+        """The pipeline's result and the milliseconds the frontend waited for it."""
+        requested = [InferRequestedOutput(name) for name in outputs]
+        started = time.perf_counter()
+        result = await self._call(self._client.infer, pipeline, inputs, outputs=requested)
+        return result, (time.perf_counter() - started) * 1000.0
 
     async def is_ready(self, model: str) -> bool:
         """Whether Triton is live and ``model`` is loaded; False (never an exception) otherwise."""
@@ -114,3 +131,33 @@ class TritonClient:
             dims = list(response.config.input[0].dims)[-2:]  # ... × H × W
             self._input_sizes[detector] = (int(dims[1]), int(dims[0]))
         return self._input_sizes[detector]
+
+
+def _detect_inputs(rgb: np.ndarray, confidence: float, nms_threshold: float,
+                   max_faces: int) -> list[InferInput]:
+    """The inputs every pipeline takes: one photo (batch 1) and the detection parameters."""
+    return [
+        _input("IMAGE", rgb[None], "UINT8"),
+        _input("CONFIDENCE", np.array([[confidence]], np.float32), "FP32"),
+        _input("NMS_THRESHOLD", np.array([[nms_threshold]], np.float32), "FP32"),
+        _input("MAX_FACES", np.array([[max_faces]], np.int32), "INT32"),
+    ]
+
+
+def _faces(result: InferResult, inference_ms: float) -> Faces:
+    """The detection outputs (DETECT_OUTPUTS) of a pipeline's result, real rows only."""
+    count = int(result.as_numpy("NUM_FACES")[0, 0])
+    candidates = result.as_numpy("CANDIDATES")[0]
+    return Faces(
+        scores=result.as_numpy("SCORES")[0, :count],
+        boxes=result.as_numpy("BOXES")[0, :count],
+        landmarks=result.as_numpy("LANDMARKS")[0, :count],
+        scale=tuple(float(v) for v in result.as_numpy("SCALE")[0]),
+        candidates_before_nms=int(candidates[0]),
+        candidates_after_nms=int(candidates[1]),
+        inference_ms=inference_ms,
+        preprocess_ms=float(result.as_numpy("PREPROCESS_MS")[0, 0]),
+        blob_ms=float(result.as_numpy("BLOB_MS")[0, 0]),
+        decode_ms=float(result.as_numpy("DECODE_MS")[0, 0]),
+        nms_ms=float(result.as_numpy("NMS_MS")[0, 0]),
+    )

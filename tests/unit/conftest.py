@@ -11,6 +11,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_DIRS = (
     REPO_ROOT / "model_repository" / "face_letterbox" / "1",
     REPO_ROOT / "model_repository" / "scrfd_postprocess" / "1",
+    REPO_ROOT / "model_repository" / "face_mask" / "1",
 )
 
 for directory in (REPO_ROOT, *MODEL_DIRS):

@@ -60,19 +60,20 @@ def test_every_pinned_model_weight_is_in_place():
 
 @pytest.fixture
 def repository(tmp_path) -> Path:
-    """A copy of the real repository's SCRFD-500M, letterbox, postprocess and ensemble."""
+    """A copy of the real repository's SCRFD-500M, letterbox, postprocess, mask and ensembles."""
     source = tmp_path / "source"
-    for name in ("face_letterbox", "scrfd_postprocess", "scrfd_500m"):
+    for name in ("face_letterbox", "scrfd_postprocess", "scrfd_500m", "face_mask"):
         shutil.copytree(MODEL_REPOSITORY / name, source / name, symlinks=True)
-    shutil.copytree(ENSEMBLES / "detect_scrfd_500m", source / "detect_scrfd_500m")
+    for name in ("detect_scrfd_500m", "mask_scrfd_500m"):
+        shutil.copytree(ENSEMBLES / name, source / name)
     return source
 
 
 def test_derive_wraps_onnx_models_and_links_the_rest(repository, tmp_path):
     derived = cpu_repository.derive([repository], tmp_path / "out", cpu_repository.OnnxTuning(3, 1, True),
                                     log=quiet)
-    assert sorted(derived.served) == ["detect_scrfd_500m", "face_letterbox", "scrfd_500m",
-                                      "scrfd_postprocess"]
+    assert sorted(derived.served) == ["detect_scrfd_500m", "face_letterbox", "face_mask",
+                                      "mask_scrfd_500m", "scrfd_500m", "scrfd_postprocess"]
     assert derived.skipped == {}
     config = mc.ModelConfig()
     text_format.Parse((derived.path / "scrfd_500m/config.pbtxt").read_text(), config)
@@ -93,7 +94,8 @@ def test_a_model_without_weights_and_its_ensemble_are_left_out(repository, tmp_p
     derived = cpu_repository.derive([repository], tmp_path / "out", log=quiet)
     assert derived.skipped["scrfd_500m"] == "no weight file (scrfd_500m/1/model.onnx is absent)"
     assert derived.skipped["detect_scrfd_500m"] == "needs scrfd_500m, which is not served"
-    assert "face_letterbox" in derived.served
+    assert derived.skipped["mask_scrfd_500m"] == "needs scrfd_500m, which is not served"
+    assert "face_letterbox" in derived.served and "face_mask" in derived.served
 
 
 def test_a_config_that_disagrees_with_the_graph_is_refused_with_the_difference(repository, tmp_path):
@@ -118,3 +120,25 @@ def test_a_wrong_shape_is_refused(repository, tmp_path):
     config_path.write_text(config_path.read_text().replace("dims: [ 12800, 4 ]", "dims: [ 12800, 5 ]"))
     derived = cpu_repository.derive([repository], tmp_path / "out", log=quiet)
     assert "output 'bbox_8' has shape" in derived.skipped["scrfd_500m"]
+
+
+def test_the_real_repository_serves_each_pipeline_whose_detector_has_weights(tmp_path):
+    derived = cpu_repository.derive([MODEL_REPOSITORY, ENSEMBLES], tmp_path / "out", log=quiet)
+    assert {"face_mask", "detect_scrfd_500m", "mask_scrfd_500m"} <= set(derived.served)
+    for detector in ("scrfd_2.5g", "scrfd_10g"):  # weights a user may drop in, absent by default
+        pipelines = (f"detect_{detector}", f"mask_{detector}")
+        if (MODEL_REPOSITORY / detector / "1" / "model.onnx").is_file():
+            assert set(pipelines) <= set(derived.served)
+        else:
+            for pipeline in pipelines:
+                assert derived.skipped[pipeline] == f"needs {detector}, which is not served"
+    # Every mask pipeline mirrors its detect pipeline: same steps plus face_mask.
+    for pipeline in ENSEMBLES.glob("mask_*"):
+        mask = cpu_repository.read_config(pipeline)
+        detect = cpu_repository.read_config(ENSEMBLES / pipeline.name.replace("mask_", "detect_", 1))
+        assert [step.model_name for step in mask.ensemble_scheduling.step] == [
+            step.model_name for step in detect.ensemble_scheduling.step] + ["face_mask"]
+        assert [t.name for t in mask.input][:len(detect.input)] == [t.name for t in detect.input]
+        assert {t.name for t in mask.output} == {t.name for t in detect.output} | {"MASKED", "REGIONS",
+                                                                                     "MASK_MS"}
+        assert mask.max_batch_size == detect.max_batch_size == 8
