@@ -7,7 +7,7 @@ share one onnxruntime session); the service is the real stack (Triton + the
 frontend) over HTTP on loopback. Prints a table and the service/in-process ratio.
 
     .venv/bin/python -m benchmarks.detect_throughput            # starts its own stack
-    .venv/bin/python -m benchmarks.detect_throughput --url http://127.0.0.1:8080
+    .venv/bin/python -m benchmarks.detect_throughput --url http://127.0.0.1:8080 --api-key xyl_...
 """
 
 from __future__ import annotations
@@ -61,10 +61,12 @@ def run_in_process(photos: list[bytes], concurrency: int, requests: int) -> dict
     return summary("in-process reference", concurrency, latencies, time.perf_counter() - started)
 
 
-async def run_service(url: str, photos: list[bytes], concurrency: int, requests: int) -> dict:
+async def run_service(url: str, api_key: str | None, photos: list[bytes], concurrency: int,
+                      requests: int) -> dict:
     latencies: list[float] = []
     counter = iter(range(requests))
-    async with httpx.AsyncClient(base_url=url, timeout=60,
+    headers = {"X-API-Key": api_key} if api_key else {}
+    async with httpx.AsyncClient(base_url=url, timeout=60, headers=headers,
                                  limits=httpx.Limits(max_connections=concurrency)) as http:
         for data in photos:  # warm-up
             (await http.post("/api/v1/detect", files={"image": ("p.jpg", data)})).raise_for_status()
@@ -85,24 +87,26 @@ async def run_service(url: str, photos: list[bytes], concurrency: int, requests:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="a running service (default: start one)")
+    parser.add_argument("--api-key", help="X-API-Key for --url (a started stack uses its first key)")
     parser.add_argument("--requests", type=int, default=150, help="requests per measurement")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     args = parser.parse_args()
     photos = [(ROOT / "samples" / name).read_bytes() for name in PHOTOS]
     print(f"photos: {', '.join(PHOTOS)}; {args.requests} requests per measurement", flush=True)
 
-    stack = None
-    url = args.url
+    stack, url, api_key = None, args.url, args.api_key
     if url is None:
         print("starting the stack …", flush=True)
-        stack = start_stack(Path(tempfile.mkdtemp(prefix="bench-")))
-        url = stack.url
+        # Keys and limiter stay on (their cost is part of the service); the limits are lifted.
+        stack = start_stack(Path(tempfile.mkdtemp(prefix="bench-")), env={
+            "FACE_API_RATE_LIMIT_DETECT": "1000000/minute", "FACE_API_RATE_LIMIT_MASK": "1000000/minute"})
+        url, api_key = stack.url, stack.first_key
     try:
         rows = []
         for concurrency in args.concurrency:
             print(f"measuring concurrency {concurrency} …", flush=True)
             rows.append(run_in_process(photos, concurrency, args.requests))
-            rows.append(asyncio.run(run_service(url, photos, concurrency, args.requests)))
+            rows.append(asyncio.run(run_service(url, api_key, photos, concurrency, args.requests)))
     finally:
         if stack is not None:
             stack.stop()

@@ -8,6 +8,7 @@ frontend keeps answering (/health 503, requests 503) and Triton is restarted.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -15,6 +16,11 @@ import sys
 import threading
 import time
 
+from sqlalchemy.engine import make_url
+
+from frontend.auth.api_keys import ApiKeyStore
+from frontend.persistence import migrate
+from frontend.persistence.database import create_database
 from frontend.settings import Settings
 from runtime.cpu_repository import OnnxTuning
 from runtime.triton_server import EmbeddedTriton
@@ -33,9 +39,38 @@ def start_frontend(settings: Settings, port: int, workers: int) -> subprocess.Po
         "--workers", str(workers), "--bind", f"{settings.host}:{port}",
         "--graceful-timeout", "10", "--timeout", "60", "--keep-alive", "5",
         "--access-logfile", "-", "--log-level", "info",
+        "--config", "python:frontend.gunicorn_conf",
     ]
     # Its own session: Ctrl-C reaches this supervisor only, which stops things in order.
     return subprocess.Popen(command, env=env, start_new_session=True)
+
+
+async def _first_key(url: str) -> str | None:
+    database = create_database(url)
+    await database.connect()
+    try:
+        return await ApiKeyStore(database).ensure_first_key()
+    finally:
+        await database.disconnect()
+
+
+def prepare_database(settings: Settings) -> None:
+    """Migrate the schema (once, before the workers fork) and make a first API key on an empty database."""
+    if not settings.database_enabled:
+        return
+    shown = make_url(settings.database_url).render_as_string(hide_password=True)
+    say(f"database: {shown} (migrating to the newest schema)")
+    try:
+        migrate.upgrade(settings.database_url)
+        key = asyncio.run(_first_key(settings.database_url)) if settings.api_key_enabled else None
+    except Exception as error:
+        raise RuntimeError(f"the database {shown} cannot be used: {error}") from error
+    if key:
+        say("created the first API key; it is shown only this once, so keep it:")
+        say(f"    {key}")
+        say("    curl -H 'X-API-Key: <key>' -F image=@samples/gdp.jpg "
+            f"http://{settings.host}:{settings.port}/api/v1/detect")
+        say("manage keys with ./face-api keys create|list|revoke|activate|delete")
 
 
 def serve(port: int | None = None, workers: int | None = None, frontend: bool = True) -> int:
@@ -52,8 +87,10 @@ def serve(port: int | None = None, workers: int | None = None, frontend: bool = 
                                                    settings.onnx_spinning),
                             log=say)
     gunicorn = None
+    pipelines = [settings.detect_pipeline, settings.mask_pipeline]
     try:
-        triton.start(required=[settings.detect_pipeline])
+        prepare_database(settings)
+        triton.start(required=pipelines)
         if frontend:
             say(f"starting the frontend on http://{settings.host}:{port} ({workers} workers)")
             gunicorn = start_frontend(settings, port, workers)
@@ -67,7 +104,7 @@ def serve(port: int | None = None, workers: int | None = None, frontend: bool = 
                     "restarting it — the frontend answers 503 meanwhile")
                 triton.stop()
                 time.sleep(2)
-                triton.start(required=[settings.detect_pipeline])
+                triton.start(required=pipelines)
         return 0
     except RuntimeError as error:
         say(f"error: {error}")

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader
 
 from frontend.inference.triton import TritonClient
 from frontend.settings import Settings
+
+# The key itself is checked by frontend.auth.access before the upload is read;
+# declaring the header here puts it into the OpenAPI description.
+_api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False,
+    description="required when FACE_API_API_KEY_ENABLED=true (the default); keys look like xyl_…",
+)
+
+
+def api_key(key: str | None = Security(_api_key_header)) -> str | None:
+    return key
 
 
 def settings(request: Request) -> Settings:

@@ -9,15 +9,15 @@ from fastapi import APIRouter, Depends, File, Query, UploadFile
 from frontend.api import dependencies as deps
 from frontend.api.uploads import read_upload
 from frontend.inference.triton import TritonClient
-from frontend.schemas.face_api import DetectResponse, ErrorResponse
+from frontend.schemas.face_api import PUBLIC_ERRORS, DetectResponse
 from frontend.services import detection
 from frontend.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["face-api"])
-ERRORS = {code: {"model": ErrorResponse} for code in (400, 413, 415, 422, 503)}
 
 
-@router.post("/detect", response_model=DetectResponse, responses=ERRORS)
+@router.post("/detect", response_model=DetectResponse, responses=PUBLIC_ERRORS,
+             dependencies=[Depends(deps.api_key)])
 async def detect(
     image: UploadFile = File(description="the photo: JPEG, PNG, WebP, BMP, GIF or TIFF"),
     confidence: float = Query(0.5, ge=0.0, le=1.0, description="minimum confidence threshold"),

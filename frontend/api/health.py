@@ -1,12 +1,13 @@
-"""GET /health: 200 only when the detect pipeline (and every enabled dependency) is ready."""
+"""GET /health: 200 only when the pipelines and every enabled dependency are ready."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from frontend.api import dependencies as deps
 from frontend.inference.triton import TritonClient, TritonUnavailable
+from frontend.persistence.database import is_ready
 from frontend.schemas.face_api import HealthResponse
 from frontend.settings import Settings
 
@@ -15,24 +16,28 @@ router = APIRouter(tags=["health"])
 
 @router.get("/health", response_model=HealthResponse,
             responses={503: {"model": HealthResponse, "description": "not ready"}})
-async def health(settings: Settings = Depends(deps.settings),
+async def health(request: Request, settings: Settings = Depends(deps.settings),
                  triton: TritonClient = Depends(deps.triton)):
-    loaded = await triton.is_ready(settings.detect_pipeline)
+    loaded = (await triton.is_ready(settings.detect_pipeline)
+              and await triton.is_ready(settings.mask_pipeline))
     input_size = None
     if loaded:
         try:
             input_size = list(await triton.input_size(settings.detector))
         except TritonUnavailable:
             loaded = False
+    database = request.app.state.database
+    database_ready = database is not None and await is_ready(database)
+    healthy = loaded and (database_ready or not settings.database_enabled)
     body = HealthResponse(
-        status="ok" if loaded else "unavailable",
+        status="ok" if healthy else "unavailable",
         model=settings.detector,
         model_loaded=loaded,
         input_size=input_size,
         supports_landmarks=True,  # every served detector (SCRFD *_bnkps) predicts 5 points
-        database_enabled=False,
-        database_ready=False,
+        database_enabled=settings.database_enabled,
+        database_ready=database_ready,
         storage_enabled=False,
         storage_ready=False,
     )
-    return JSONResponse(body.model_dump(), status_code=200 if loaded else 503)
+    return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)

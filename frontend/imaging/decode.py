@@ -27,7 +27,7 @@ PILLOW_FORMATS = {"PNG", "WEBP", "BMP", "GIF", "TIFF", "MPO", "JPEG"}
 _turbo: TurboJPEG | None = None
 
 
-def _turbojpeg() -> TurboJPEG:
+def turbojpeg() -> TurboJPEG:
     global _turbo
     if _turbo is None:
         _turbo = TurboJPEG()
@@ -39,6 +39,7 @@ class DecodedImage:
     pixels: np.ndarray  # H×W×3 uint8, RGB, upright
     channels: int  # channels in the upload (1 grey, 2 grey+alpha, 3 colour, 4 with alpha/CMYK)
     format: str  # "JPEG", "PNG", ...
+    alpha: np.ndarray | None = None  # H×W uint8 when the upload has transparency (kept by /mask)
 
     @property
     def height(self) -> int:
@@ -71,7 +72,7 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
 
 def _decode_jpeg(data: bytes, max_pixels: int) -> DecodedImage | None:
     """TurboJPEG fast path; None hands over to Pillow (CMYK and other rare JPEGs)."""
-    turbo = _turbojpeg()
+    turbo = turbojpeg()
     try:
         width, height, _, colorspace = turbo.decode_header(data)
     except OSError:
@@ -138,9 +139,19 @@ def _decode_with_pillow(data: bytes, max_pixels: int) -> DecodedImage:
         image.load()
         image = ImageOps.exif_transpose(image)
         pixels = _to_rgb(image)
+        alpha = _alpha(image)
     except Exception as error:  # see above: any decoder failure is the upload's fault
         raise ApiError(400, f"the {image.format} image is truncated or corrupt ({error})") from None
-    return DecodedImage(pixels, channels, image.format)
+    return DecodedImage(pixels, channels, image.format, alpha)
+
+
+def _alpha(image: Image.Image) -> np.ndarray | None:
+    """The transparency channel, if the image has one (RGBA, LA, PA, or P with a transparent colour)."""
+    if "A" in image.getbands():
+        return np.asarray(image.getchannel("A"))
+    if image.mode == "P" and "transparency" in image.info:
+        return np.asarray(image.convert("RGBA").getchannel("A"))
+    return None
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import BaseModel, Field
 
 
@@ -120,3 +122,35 @@ class DetectResponse(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: str
+
+
+# Statuses the public endpoints answer with {"detail"} (documented in OpenAPI).
+PUBLIC_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 413, 415, 422, 429, 503)}
+
+
+class MaskMethod(StrEnum):
+    """How /api/v1/mask hides a face (see docs/api.md for what ``strength`` means for each)."""
+
+    gaussian = "gaussian"  # Gaussian blur; strength = kernel size in pixels
+    pixelate = "pixelate"  # mosaic; strength = block edge in pixels
+    solid = "solid"  # black fill; strength ignored
+    elliptical = "elliptical"  # Gaussian blur inside the inscribed ellipse, feathered edge
+
+
+class OutputFormat(StrEnum):
+    jpeg = "jpeg"
+    png = "png"
+    webp = "webp"
+
+
+# Contract headers of the binary /api/v1/mask response.
+MASK_RESPONSE_HEADERS = {
+    "X-Request-Id": "the request's UUID (every response carries it)",
+    "X-Face-Count": "faces detected and masked",
+    "X-Model": "detector that found them",
+    "X-Inference-Ms": "the Triton pipeline call (detection + masking), as the frontend waited for it",
+    "X-Mask-Ms": "masking alone, inside Triton",
+    "X-Encode-Ms": "encoding the output image",
+    "X-Decode-Ms": "decoding the upload",
+    "X-Total-Ms": "request received -> response ready",
+}

@@ -12,8 +12,10 @@ from tests.integration.stack import ROOT, start_stack
 SAMPLES = ROOT / "samples"
 PHOTO_FACES = {"yaoming.jpg": 1, "gdp.jpg": 5, "players.jpg": 22}
 
-# Small limits so the 413 paths are cheap to reach.
-LIMITS = {"FACE_API_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024), "FACE_API_MAX_IMAGE_PIXELS": "20000000"}
+# Small size limits so the 413 paths are cheap to reach; rate limits out of the way
+# (they have stacks of their own in test_rate_limits.py).
+LIMITS = {"FACE_API_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024), "FACE_API_MAX_IMAGE_PIXELS": "20000000",
+          "FACE_API_RATE_LIMIT_DETECT": "1000000/minute", "FACE_API_RATE_LIMIT_MASK": "1000000/minute"}
 
 
 @pytest.fixture(scope="session")
@@ -24,8 +26,15 @@ def stack(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def client(stack):
-    with httpx.Client(base_url=stack.url, timeout=60) as http:
+def api_key(stack) -> str:
+    assert stack.first_key, f"serve did not print a first API key:\n{stack.log()[-2000:]}"
+    return stack.first_key
+
+
+@pytest.fixture(scope="session")
+def client(stack, api_key):
+    """An HTTP client that sends the first API key with every request."""
+    with httpx.Client(base_url=stack.url, timeout=60, headers={"X-API-Key": api_key}) as http:
         yield http
 
 
@@ -36,6 +45,10 @@ def photos() -> dict[str, bytes]:
 
 def detect(client: httpx.Client, data: bytes, filename: str = "photo.jpg", **params) -> httpx.Response:
     return client.post("/api/v1/detect", params=params, files={"image": (filename, data)})
+
+
+def mask(client: httpx.Client, data: bytes, filename: str = "photo.jpg", **params) -> httpx.Response:
+    return client.post("/api/v1/mask", params=params, files={"image": (filename, data)})
 
 
 def sample(name: str) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
+FIRST_KEY = re.compile(r"^\[serve\]\s+(xyl_[A-Za-z0-9_-]+)\s*$", re.MULTILINE)
 
 
 def free_port() -> int:
@@ -34,6 +36,16 @@ class Stack:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    @property
+    def first_key(self) -> str | None:
+        """The API key that serve printed when it found the database empty."""
+        match = FIRST_KEY.search(self.log())
+        return match.group(1) if match else None
+
+    def worker_pids(self) -> set[str]:
+        """The gunicorn workers that answered requests, from the access log."""
+        return set(re.findall(r'\[(\d+)\] INFO .*"POST [^"]*" \d{3}', self.log()))
+
     def stop(self, timeout: float = 60) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -46,10 +58,15 @@ class Stack:
 
 
 def start_stack(tmp: Path, env: dict[str, str] | None = None, timeout: float = 180) -> Stack:
-    """Run the serve command like a user would, and wait until /health says 200."""
+    """Run the serve command like a user would, and wait until /health says 200.
+
+    The database and the rate-limit state live in ``tmp`` unless ``env`` says otherwise.
+    """
     port, http, grpc, metrics = (free_port() for _ in range(4))
     environment = {
         **os.environ,
+        "FACE_API_DATABASE_URL": f"sqlite:///{tmp}/face-api.sqlite3",
+        "FACE_API_RATE_LIMIT_FILE": str(tmp / "rate-limits.sqlite3"),
         "FACE_API_PORT": str(port), "FACE_API_TRITON_HTTP_PORT": str(http),
         "FACE_API_TRITON_GRPC_PORT": str(grpc), "FACE_API_TRITON_METRICS_PORT": str(metrics),
         "PYTHONUNBUFFERED": "1",

@@ -22,7 +22,7 @@ def test_health_reports_the_served_model(client):
     assert response.status_code == 200
     assert response.json() == {
         "status": "ok", "model": "scrfd_500m", "model_loaded": True, "input_size": [640, 640],
-        "supports_landmarks": True, "database_enabled": False, "database_ready": False,
+        "supports_landmarks": True, "database_enabled": True, "database_ready": True,
         "storage_enabled": False, "storage_ready": False,
     }
     uuid.UUID(response.headers["x-request-id"])

@@ -22,7 +22,8 @@ def pids(pattern: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def own_stack(tmp_path_factory):
-    stack = start_stack(tmp_path_factory.mktemp("lifecycle"))
+    # Without API keys (FACE_API_API_KEY_ENABLED=false), the other supported mode.
+    stack = start_stack(tmp_path_factory.mktemp("lifecycle"), env={"FACE_API_API_KEY_ENABLED": "false"})
     yield stack
     stack.stop()
 

@@ -1,0 +1,223 @@
+"""POST /api/v1/mask (gaussian, JPEG) against deface and the in-process reference.
+
+All three anonymise the same photos in the same run:
+
+* deface (PyPI ``deface``: CenterFace on onnxruntime), the command-line tool
+  people use for this job, installed into its own venv under .cache/ (it
+  needs opencv-python and numpy 2, which must not meet our environment);
+  per-photo cost = (time for N photos − time for 1 photo) / (N − 1), so its
+  start-up is not held against it;
+* the in-process reference: TurboJPEG decode -> SCRFD-500M (the independent
+  tests/reference implementation) -> the service's masking maths -> TurboJPEG
+  encode, in threads of this process;
+* the service: the real stack (Triton + frontend) over HTTP on loopback.
+
+"Every reference face masked" is checked on each output: inside every face the
+reference detector finds on the original, the output must differ clearly from it.
+
+    .venv/bin/python -m benchmarks.mask_vs_deface                  # starts its own stack
+    .venv/bin/python -m benchmarks.mask_vs_deface --url http://127.0.0.1:8080 --api-key xyl_...
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+from turbojpeg import TJPF_RGB, TurboJPEG
+
+from benchmarks.detect_throughput import percentile
+from tests.integration.stack import ROOT, start_stack
+from tests.reference.scrfd_reference import ReferenceSCRFD
+
+sys.path.insert(0, str(ROOT / "model_repository/face_mask/1"))
+from masking import mask_faces  # noqa: E402  (the service's masking maths, used in-process)
+
+PHOTOS = ["yaoming.jpg", "gdp.jpg", "players.jpg"]
+DEFACE_VENV = ROOT / ".cache/deface-venv"
+DEFACE_PACKAGES = ["deface==1.5.0", "onnxruntime==1.31.1", "onnx==1.23.2"]
+CHANGED = 8.0  # mean absolute difference (grey levels) that counts as "masked"
+
+
+def ensure_deface() -> Path:
+    deface = DEFACE_VENV / "bin/deface"
+    if not deface.exists():
+        print(f"installing {' '.join(DEFACE_PACKAGES)} into {DEFACE_VENV} …", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(DEFACE_VENV)], check=True)
+        subprocess.run([str(DEFACE_VENV / "bin/pip"), "install", "-q", "--disable-pip-version-check",
+                        *DEFACE_PACKAGES], check=True)
+    return deface
+
+
+def masked_faces(original: np.ndarray, output: np.ndarray, boxes: np.ndarray) -> int:
+    """Reference faces whose central half clearly changed."""
+    count = 0
+    for x1, y1, x2, y2 in boxes:
+        w, h = x2 - x1, y2 - y1
+        cx1, cy1, cx2, cy2 = (int(x1 + w / 4), int(y1 + h / 4), int(x2 - w / 4), int(y2 - h / 4))
+        inside = np.abs(output[cy1:cy2, cx1:cx2].astype(int) - original[cy1:cy2, cx1:cx2]).mean()
+        count += inside > CHANGED
+    return count
+
+
+def run_deface(photos: dict[str, bytes], copies: int, turbo: TurboJPEG, truth: dict) -> dict:
+    deface = ensure_deface()
+    folder = Path(tempfile.mkdtemp(prefix="deface-"))
+    try:
+        files = []
+        for i in range(copies):
+            for name, data in photos.items():
+                path = folder / f"{i:03d}_{name}"
+                path.write_bytes(data)
+                files.append(path)
+
+        def timed(paths: list[Path]) -> float:
+            started = time.perf_counter()
+            subprocess.run([str(deface), *map(str, paths), "--backend", "onnxrt"], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return time.perf_counter() - started
+
+        one = timed(files[:1])
+        many = timed(files)
+        per_photo = (many - one) / (len(files) - 1)
+        found = masked = 0
+        for name, data in photos.items():
+            output = turbo.decode((folder / f"000_{name.replace('.jpg', '_anonymized.jpg')}").read_bytes(),
+                                  pixel_format=TJPF_RGB)
+            found += len(truth[name])
+            masked += masked_faces(turbo.decode(data, pixel_format=TJPF_RGB), output, truth[name])
+        return {"label": f"deface 1.5 (CLI, {len(files)} photos)", "concurrency": 1,
+                "throughput": 1.0 / per_photo, "p50_ms": per_photo * 1000, "p95_ms": float("nan"),
+                "masked": f"{masked}/{found}", "startup_s": one - per_photo}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_in_process(photos: dict[str, bytes], concurrency: int, requests: int, turbo: TurboJPEG,
+                   truth: dict) -> dict:
+    reference = ReferenceSCRFD(ROOT / "model_repository/scrfd_500m/1/model.onnx", threads=1)
+    names = list(photos)
+    latencies: list[float] = []
+    outputs: dict[str, bytes] = {}
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        name = names[i % len(names)]
+        started = time.perf_counter()
+        rgb = turbo.decode(photos[name], pixel_format=TJPF_RGB)
+        faces = reference.detect(rgb)
+        masked, _ = mask_faces(rgb, faces.boxes, "gaussian", 199, 0.15)
+        encoded = turbo.encode(masked, quality=95, pixel_format=TJPF_RGB)
+        with lock:
+            latencies.append(time.perf_counter() - started)
+            outputs[name] = encoded
+
+    for i in range(len(names)):  # warm-up
+        one(i)
+    latencies.clear()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(requests)))
+    elapsed = time.perf_counter() - started
+    return row("in-process reference", concurrency, latencies, elapsed, photos, outputs, turbo, truth)
+
+
+async def run_service(url: str, api_key: str | None, photos: dict[str, bytes], concurrency: int,
+                      requests: int, turbo: TurboJPEG, truth: dict) -> dict:
+    names = list(photos)
+    latencies: list[float] = []
+    outputs: dict[str, bytes] = {}
+    counter = iter(range(requests))
+    headers = {"X-API-Key": api_key} if api_key else {}
+    async with httpx.AsyncClient(base_url=url, timeout=120, headers=headers,
+                                 limits=httpx.Limits(max_connections=concurrency)) as http:
+        async def one(name: str) -> None:
+            started = time.perf_counter()
+            response = await http.post("/api/v1/mask", params={"method": "gaussian", "format": "jpeg"},
+                                       files={"image": (name, photos[name])})
+            response.raise_for_status()
+            latencies.append(time.perf_counter() - started)
+            outputs[name] = response.content
+
+        for name in names:  # warm-up
+            await one(name)
+        latencies.clear()
+
+        async def worker() -> None:
+            for i in counter:
+                await one(names[i % len(names)])
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return row("service (HTTP -> Triton)", concurrency, latencies, elapsed, photos, outputs, turbo, truth)
+
+
+def row(label, concurrency, latencies, elapsed, photos, outputs, turbo, truth) -> dict:
+    found = sum(len(truth[name]) for name in photos)
+    masked = sum(masked_faces(turbo.decode(photos[name], pixel_format=TJPF_RGB),
+                              turbo.decode(outputs[name], pixel_format=TJPF_RGB), truth[name])
+                 for name in photos)
+    return {"label": label, "concurrency": concurrency, "throughput": len(latencies) / elapsed,
+            "p50_ms": percentile(latencies, 0.5) * 1000, "p95_ms": percentile(latencies, 0.95) * 1000,
+            "masked": f"{masked}/{found}"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", help="a running service (default: start one)")
+    parser.add_argument("--api-key", help="X-API-Key for --url (a started stack uses its first key)")
+    parser.add_argument("--requests", type=int, default=90, help="requests per measurement")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--deface-copies", type=int, default=4, help="copies of each photo for deface")
+    args = parser.parse_args()
+    turbo = TurboJPEG()
+    photos = {name: (ROOT / "samples" / name).read_bytes() for name in PHOTOS}
+    reference = ReferenceSCRFD(ROOT / "model_repository/scrfd_500m/1/model.onnx")
+    truth = {name: reference.detect(turbo.decode(data, pixel_format=TJPF_RGB)).boxes
+             for name, data in photos.items()}
+    print(f"photos: {', '.join(PHOTOS)} ({sum(len(b) for b in truth.values())} reference faces); "
+          f"{args.requests} requests per measurement", flush=True)
+
+    print("measuring deface …", flush=True)
+    rows = [run_deface(photos, args.deface_copies, turbo, truth)]
+    stack, url, api_key = None, args.url, args.api_key
+    if url is None:
+        print("starting the stack …", flush=True)
+        stack = start_stack(Path(tempfile.mkdtemp(prefix="bench-")), env={
+            "FACE_API_RATE_LIMIT_DETECT": "1000000/minute", "FACE_API_RATE_LIMIT_MASK": "1000000/minute"})
+        url, api_key = stack.url, stack.first_key
+    try:
+        for concurrency in args.concurrency:
+            print(f"measuring concurrency {concurrency} …", flush=True)
+            rows.append(run_in_process(photos, concurrency, args.requests, turbo, truth))
+            rows.append(asyncio.run(run_service(url, api_key, photos, concurrency, args.requests, turbo,
+                                                truth)))
+    finally:
+        if stack is not None:
+            stack.stop()
+
+    print(f"\n{'pipeline':<34} {'conc':>4} {'photos/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'faces masked':>13}")
+    for r in rows:
+        print(f"{r['label']:<34} {r['concurrency']:>4} {r['throughput']:>9.1f} {r['p50_ms']:>8.1f} "
+              f"{r['p95_ms']:>8.1f} {r['masked']:>13}")
+    deface = rows[0]
+    print(f"\ndeface start-up (not counted above): {deface['startup_s']:.1f} s")
+    for reference_row, service in zip(rows[1::2], rows[2::2]):
+        print(f"concurrency {service['concurrency']}: service / deface = "
+              f"{service['throughput'] / deface['throughput']:.1f}x, service / in-process = "
+              f"{service['throughput'] / reference_row['throughput']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""POST /api/v1/mask: the uploaded photo with every face masked, as image bytes."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
+
+from frontend.api import dependencies as deps
+from frontend.api.uploads import read_upload
+from frontend.inference.triton import TritonClient
+from frontend.schemas.face_api import MASK_RESPONSE_HEADERS, PUBLIC_ERRORS, MaskMethod, OutputFormat
+from frontend.services import masking
+from frontend.services.detection import DetectParams
+from frontend.settings import Settings
+
+router = APIRouter(prefix="/api/v1", tags=["face-api"])
+IMAGE_RESPONSE = {
+    "description": "the masked photo",
+    "content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}},
+    "headers": {name: {"description": text, "schema": {"type": "string"}}
+                for name, text in MASK_RESPONSE_HEADERS.items()},
+}
+
+
+@router.post("/mask", response_class=Response, responses={200: IMAGE_RESPONSE, **PUBLIC_ERRORS},
+             dependencies=[Depends(deps.api_key)])
+async def mask(
+    image: UploadFile = File(description="the photo: JPEG, PNG, WebP, BMP, GIF or TIFF"),
+    confidence: float = Query(0.5, ge=0.0, le=1.0, description="minimum confidence threshold"),
+    nms_threshold: float = Query(0.4, ge=0.0, le=1.0, description="NMS IoU threshold"),
+    max_faces: int = Query(0, ge=0, le=10_000, description="0 means no limit"),
+    method: MaskMethod = Query(MaskMethod.gaussian, description="how faces are hidden"),
+    strength: int = Query(199, ge=2, le=1001, description=(
+        "gaussian/elliptical: blur kernel size in pixels (even values round up to odd); "
+        "pixelate: block edge in pixels; solid: ignored")),
+    padding: float = Query(0.15, ge=0.0, le=2.0, description=(
+        "grow each box by this fraction of its width (left and right) and height (top and bottom)")),
+    format: OutputFormat = Query(OutputFormat.jpeg, description="output image format"),
+    quality: int = Query(95, ge=1, le=100, description="JPEG/WebP quality; PNG is lossless and ignores it"),
+    settings: Settings = Depends(deps.settings),
+    triton: TritonClient = Depends(deps.triton),
+) -> Response:
+    started = time.perf_counter()
+    data = await read_upload(image, settings.max_upload_bytes)
+    photo = await masking.mask(
+        data, DetectParams(confidence, nms_threshold, max_faces),
+        masking.MaskParams(method.value, strength, padding, format.value, quality),
+        triton, settings, started)
+    return Response(photo.content, media_type=photo.media_type, headers=photo.headers)

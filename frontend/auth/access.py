@@ -1,0 +1,127 @@
+"""Who may call the public endpoints, and how often: API keys, then rate limits.
+
+It runs as ASGI middleware in front of the routers, so a request without a
+valid key, or over its limit, is refused before its upload is read: refusing
+must stay cheap, since that is what callers over their limit mostly get.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+from frontend.auth.api_keys import ApiKeyStore, UsageCounter
+from frontend.ratelimit import Rate, RateLimitStore
+
+log = logging.getLogger("face_api.access")
+
+# Public endpoints guarded here -> the name of their rate limit.
+PROTECTED = {"/api/v1/detect": "detect", "/api/v1/mask": "mask"}
+API_KEY_HEADER = "X-API-Key"
+
+
+@dataclass
+class Admission:
+    status: int = 200  # 200 = let through
+    detail: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    key_id: str | None = None
+
+
+class AccessControl:
+    """The decision for one request; the middleware below only translates it to HTTP."""
+
+    def __init__(self, rates: dict[str, Rate], keys: ApiKeyStore | None, usage: UsageCounter | None,
+                 limits: RateLimitStore | None):
+        self.rates = rates
+        self.keys = keys  # None: API keys disabled, callers are told apart by address
+        self.usage = usage
+        self.limits = limits  # None: rate limits disabled
+        self._store_failed_at = 0.0
+
+    async def admit(self, route: str, api_key: str | None, client: str) -> Admission:
+        admission = Admission()
+        caller = f"ip:{client}"
+        if self.keys is not None:
+            refusal = await self._authenticate(api_key, admission)
+            if refusal is not None:
+                return refusal
+            caller = f"key:{admission.key_id}"
+        if self.limits is not None:
+            rate = self.rates[route]
+            decision = await self._hit(f"{route}:{caller}", rate)
+            if decision is not None:
+                reset = str(math.ceil(decision.reset_after_s))
+                admission.headers.update({"X-RateLimit-Limit": str(rate.count),
+                                          "X-RateLimit-Remaining": str(decision.remaining),
+                                          "X-RateLimit-Reset": reset})
+                if not decision.allowed:
+                    retry = str(max(1, math.ceil(decision.retry_after_s)))
+                    return Admission(429, f"rate limit exceeded: {rate} for /api/v1/{route}; "
+                                          f"retry in {retry} s",
+                                     {**admission.headers, "Retry-After": retry})
+        if admission.key_id is not None and self.usage is not None:
+            self.usage.record(admission.key_id)
+        return admission
+
+    async def _authenticate(self, api_key: str | None, admission: Admission) -> Admission | None:
+        if not api_key:
+            return Admission(401, f"missing API key: send it in the {API_KEY_HEADER} header")
+        try:
+            record = await self.keys.find(api_key)
+        except Exception as error:  # the database is down: say so, don't pretend the key is bad
+            log.warning("API-key lookup failed: %s", error)
+            return Admission(503, "the API-key database is unavailable; try again shortly",
+                             {"Retry-After": "5"})
+        if record is None:
+            return Admission(401, "invalid API key")
+        if not record.is_active:
+            return Admission(403, "this API key is disabled")
+        admission.key_id = record.id
+        return None
+
+    async def _hit(self, key: str, rate: Rate):
+        try:
+            return await self.limits.hit(key, rate)
+        except Exception as error:
+            # Fail open: a broken limiter store must not take the API down with it.
+            if time.monotonic() - self._store_failed_at > 60:
+                log.warning("rate-limit store failed, letting requests through: %s", error)
+                self._store_failed_at = time.monotonic()
+            return None
+
+
+class AccessMiddleware:
+    """Pure ASGI: asks app.state.access about every POST to a protected path."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        route = PROTECTED.get(scope.get("path", "")) if scope["type"] == "http" else None
+        access: AccessControl | None = getattr(scope["app"].state, "access", None) if route else None
+        if access is None or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        api_key = headers.get(API_KEY_HEADER.lower().encode(), b"").decode("latin-1").strip() or None
+        client = scope["client"][0] if scope.get("client") else "unknown"
+        admission = await access.admit(route, api_key, client)
+        extra = [(k.lower().encode(), v.encode()) for k, v in admission.headers.items()]
+        if admission.status != 200:
+            body = json.dumps({"detail": admission.detail}).encode()
+            await send({"type": "http.response.start", "status": admission.status, "headers": [
+                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                *extra]})
+            await send({"type": "http.response.body", "body": body})
+            return None
+        scope.setdefault("state", {})["api_key_id"] = admission.key_id
+
+        async def send_with_limits(message):
+            if message["type"] == "http.response.start" and extra:
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        return await self.app(scope, receive, send_with_limits)
