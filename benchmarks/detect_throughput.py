@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -84,6 +86,25 @@ async def run_service(url: str, api_key: str | None, photos: list[bytes], concur
     return summary("service (HTTP -> Triton)", concurrency, latencies, time.perf_counter() - started)
 
 
+@contextlib.contextmanager
+def service(url: str | None, api_key: str | None) -> Iterator[tuple[str, str | None]]:
+    """(url, API key) of the service to measure: the given one, or a stack started for the run.
+
+    A started stack keeps API keys and the limiter on (their cost is part of the
+    service) with the limits lifted, so that what is measured is not 429s.
+    """
+    if url is not None:
+        yield url, api_key
+        return
+    print("starting the stack …", flush=True)
+    stack = start_stack(Path(tempfile.mkdtemp(prefix="bench-")), env={
+        "FACE_API_RATE_LIMIT_DETECT": "1000000/minute", "FACE_API_RATE_LIMIT_MASK": "1000000/minute"})
+    try:
+        yield stack.url, stack.first_key
+    finally:
+        stack.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="a running service (default: start one)")
@@ -94,31 +115,21 @@ def main() -> None:
     photos = [(ROOT / "samples" / name).read_bytes() for name in PHOTOS]
     print(f"photos: {', '.join(PHOTOS)}; {args.requests} requests per measurement", flush=True)
 
-    stack, url, api_key = None, args.url, args.api_key
-    if url is None:
-        print("starting the stack …", flush=True)
-        # Keys and limiter stay on (their cost is part of the service); the limits are lifted.
-        stack = start_stack(Path(tempfile.mkdtemp(prefix="bench-")), env={
-            "FACE_API_RATE_LIMIT_DETECT": "1000000/minute", "FACE_API_RATE_LIMIT_MASK": "1000000/minute"})
-        url, api_key = stack.url, stack.first_key
-    try:
-        rows = []
+    rows = []
+    with service(args.url, args.api_key) as (url, api_key):
         for concurrency in args.concurrency:
             print(f"measuring concurrency {concurrency} …", flush=True)
             rows.append(run_in_process(photos, concurrency, args.requests))
             rows.append(asyncio.run(run_service(url, api_key, photos, concurrency, args.requests)))
-    finally:
-        if stack is not None:
-            stack.stop()
 
     print(f"\n{'pipeline':<26} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8}")
     for row in rows:
         print(f"{row['label']:<26} {row['concurrency']:>4} {row['throughput']:>8.1f} "
               f"{row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f}")
     print()
-    for reference, service in zip(rows[::2], rows[1::2]):
-        ratio = service["throughput"] / reference["throughput"]
-        print(f"concurrency {service['concurrency']}: service / in-process throughput = {ratio:.2f}")
+    for reference, measured in zip(rows[::2], rows[1::2]):
+        ratio = measured["throughput"] / reference["throughput"]
+        print(f"concurrency {measured['concurrency']}: service / in-process throughput = {ratio:.2f}")
 
 
 if __name__ == "__main__":

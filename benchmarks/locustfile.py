@@ -1,20 +1,26 @@
-"""Locust load test of a running face API: POST /api/v1/detect with the sample photos.
+"""Locust load test of a running face API: /api/v1/detect and /api/v1/mask with the sample photos.
 
 Point it at a service that is already up (./face-api serve, or compose.gpu.yml);
 it starts nothing itself. The photos come from samples/, which `./face-api weights`
 fills (yaoming.jpg, gdp.jpg, players.jpg); they are read once, at import.
 
-    .venv/bin/locust -f benchmarks/locustfile.py --headless -u 8 -r 8 -t 30s \\
+    FACE_API_KEY=xyl_... .venv/bin/locust -f benchmarks/locustfile.py --headless -u 8 -r 8 -t 30s \\
         --host http://127.0.0.1:8080 --json
+
+FACE_API_KEY is sent as X-API-Key (leave it unset for a service started with
+FACE_API_API_KEY_ENABLED=false). Raise the service's rate limits for a load
+test (FACE_API_RATE_LIMIT_DETECT / _MASK), or the 429s are what you measure.
 
 -u: concurrent users (each sends its next request as soon as the last one is
 answered: no wait time), -r: users started per second, -t: run time, --json:
 the final statistics as JSON on stdout. A request counts as failed unless it
-returns 200 with a JSON body holding `detections` (for /health: 200).
+returns 200 with a JSON body holding `detections` (for /mask: 200 with an
+image/jpeg body and an X-Face-Count header; for /health: 200).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from locust import HttpUser, constant, task
@@ -41,6 +47,10 @@ def _describe(response) -> str:
 
 class FaceApiUser(HttpUser):
     wait_time = constant(0)  # closed loop: throughput is set by -u and the service's latency
+
+    def on_start(self) -> None:
+        if os.environ.get("FACE_API_KEY"):
+            self.client.headers["X-API-Key"] = os.environ["FACE_API_KEY"]
 
     def _detect(self, name: str) -> None:
         files = {"image": (name, PHOTOS[name], "image/jpeg")}
@@ -71,6 +81,19 @@ class FaceApiUser(HttpUser):
     @task(2)
     def detect_players(self) -> None:
         self._detect("players.jpg")
+
+    @task(3)
+    def mask_gdp(self) -> None:
+        files = {"image": ("gdp.jpg", PHOTOS["gdp.jpg"], "image/jpeg")}
+        with self.client.post("/api/v1/mask?method=gaussian&format=jpeg", files=files,
+                              name="/api/v1/mask [gdp.jpg]", catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(_describe(response))
+            elif (response.headers.get("content-type") != "image/jpeg"
+                  or "x-face-count" not in response.headers):
+                response.failure("not a JPEG with X-Face-Count")
+            else:
+                response.success()
 
     @task(1)
     def health(self) -> None:

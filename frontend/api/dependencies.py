@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import Request, Security
+from fastapi import Query, Request, Security
 from fastapi.security import APIKeyHeader
 
 from frontend.inference.triton import TritonClient
+from frontend.services.detection import DetectParams
 from frontend.settings import Settings
 
 # The key itself is checked by frontend.auth.access before the upload is read;
@@ -18,6 +19,15 @@ _api_key_header = APIKeyHeader(
 
 def api_key(key: str | None = Security(_api_key_header)) -> str | None:
     return key
+
+
+def detect_params(
+    confidence: float = Query(0.5, ge=0.0, le=1.0, description="minimum confidence threshold"),
+    nms_threshold: float = Query(0.4, ge=0.0, le=1.0, description="NMS IoU threshold"),
+    max_faces: int = Query(0, ge=0, le=10_000, description="0 means no limit"),
+) -> DetectParams:
+    """The detection query parameters that /detect and /mask share."""
+    return DetectParams(confidence, nms_threshold, max_faces)
 
 
 def settings(request: Request) -> Settings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi import APIRouter, Depends, File, UploadFile
 
 from frontend.api import dependencies as deps
 from frontend.api.uploads import read_upload
@@ -20,16 +20,13 @@ router = APIRouter(prefix="/api/v1", tags=["face-api"])
              dependencies=[Depends(deps.api_key)])
 async def detect(
     image: UploadFile = File(description="the photo: JPEG, PNG, WebP, BMP, GIF or TIFF"),
-    confidence: float = Query(0.5, ge=0.0, le=1.0, description="minimum confidence threshold"),
-    nms_threshold: float = Query(0.4, ge=0.0, le=1.0, description="NMS IoU threshold"),
-    max_faces: int = Query(0, ge=0, le=10_000, description="0 means no limit"),
+    params: detection.DetectParams = Depends(deps.detect_params),
     settings: Settings = Depends(deps.settings),
     triton: TritonClient = Depends(deps.triton),
     request_id: str = Depends(deps.request_id),
 ) -> DetectResponse:
     started = time.perf_counter()
     data = await read_upload(image, settings.max_upload_bytes)
-    params = detection.DetectParams(confidence, nms_threshold, max_faces)
     detected = await detection.detect(data, params, triton, settings)
     input_size = await triton.input_size(settings.detector)
     return detection.build_response(request_id, detected, params, input_size, settings.detector,

@@ -27,9 +27,7 @@ IMAGE_RESPONSE = {
              dependencies=[Depends(deps.api_key)])
 async def mask(
     image: UploadFile = File(description="the photo: JPEG, PNG, WebP, BMP, GIF or TIFF"),
-    confidence: float = Query(0.5, ge=0.0, le=1.0, description="minimum confidence threshold"),
-    nms_threshold: float = Query(0.4, ge=0.0, le=1.0, description="NMS IoU threshold"),
-    max_faces: int = Query(0, ge=0, le=10_000, description="0 means no limit"),
+    detect: DetectParams = Depends(deps.detect_params),
     method: MaskMethod = Query(MaskMethod.gaussian, description="how faces are hidden"),
     strength: int = Query(199, ge=2, le=1001, description=(
         "gaussian/elliptical: blur kernel size in pixels (even values round up to odd); "
@@ -44,7 +42,7 @@ async def mask(
     started = time.perf_counter()
     data = await read_upload(image, settings.max_upload_bytes)
     photo = await masking.mask(
-        data, DetectParams(confidence, nms_threshold, max_faces),
+        data, detect,
         masking.MaskParams(method.value, strength, padding, format.value, quality),
         triton, settings, started)
     return Response(photo.content, media_type=photo.media_type, headers=photo.headers)

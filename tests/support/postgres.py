@@ -112,33 +112,28 @@ class PostgresServer:
         say("no PostgreSQL at 127.0.0.1:5432: starting a throw-away cluster")
         return cls(*ThrowawayCluster.start_url())
 
-    def create_database(self) -> str:
-        """A new, empty database with a unique name; its URL."""
-        name = f"face_api_test_{uuid.uuid4().hex[:12]}"
-
-        async def create() -> None:
+    def _execute(self, sql: str) -> None:
+        """One statement on the maintenance database (CREATE/DROP DATABASE cannot run in a transaction)."""
+        async def run() -> None:
             connection = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT_S)
             try:
-                await connection.execute(f'CREATE DATABASE "{name}"')
+                await connection.execute(sql)
             finally:
                 await connection.close()
 
-        _run(create)
+        _run(run)
+
+    def create_database(self) -> str:
+        """A new, empty database with a unique name; its URL."""
+        name = f"face_api_test_{uuid.uuid4().hex[:12]}"
+        self._execute(f'CREATE DATABASE "{name}"')
         return with_database(self.url, name)
 
     def drop_database(self, url: str) -> None:
         name = make_url(url).database
         assert name and name.startswith("face_api_test_"), f"refusing to drop {name!r}"
-
-        async def drop() -> None:
-            connection = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT_S)
-            try:
-                # FORCE (PostgreSQL 13+) ends connections a failed test left open.
-                await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await connection.close()
-
-        _run(drop)
+        # FORCE (PostgreSQL 13+) ends connections a failed test left open.
+        self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     @contextmanager
     def database(self) -> Iterator[str]:
