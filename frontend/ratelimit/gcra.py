@@ -52,10 +52,13 @@ class Decision:
 def decide(tat: float | None, now: float, rate: Rate) -> tuple[Decision, float | None]:
     """One request at ``now`` against stored ``tat``: (decision, TAT to store, None = unchanged)."""
     interval = rate.interval_s
+    # Times are epoch seconds (~1.8e9), where a double resolves only ~2e-7 s: compare
+    # with a slack of a thousandth of an interval so round-off never costs a request.
+    slack = interval * 1e-3
     tat = now if tat is None or tat < now else tat
     new_tat = tat + interval
-    if new_tat - now <= rate.period_s + 1e-9:
-        remaining = math.floor((rate.period_s - (new_tat - now)) / interval + 1e-9)
-        return Decision(True, rate.count, remaining, 0.0, new_tat - now), new_tat
+    if new_tat - now <= rate.period_s + slack:
+        remaining = math.floor((rate.period_s - (new_tat - now)) / interval + 1e-3)
+        return Decision(True, rate.count, max(0, remaining), 0.0, new_tat - now), new_tat
     retry_after = new_tat - rate.period_s - now
     return Decision(False, rate.count, 0, retry_after, tat - now), None

@@ -87,9 +87,10 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local tat = tonumber(redis.call('GET', KEYS[1]))
 if tat == nil or tat < now then tat = now end
 local new_tat = tat + interval
-if new_tat - now <= period + 1e-9 then
+-- the same slack as gcra.decide: epoch seconds resolve only ~2e-7 s in a double
+if new_tat - now <= period + interval * 1e-3 then
   redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_tat - now) * 1000))
-  local remaining = math.floor((period - (new_tat - now)) / interval + 1e-9)
+  local remaining = math.max(0, math.floor((period - (new_tat - now)) / interval + 1e-3))
   return {1, remaining, '0', tostring(new_tat - now)}
 end
 return {0, 0, tostring(new_tat - period - now), tostring(tat - now)}

@@ -74,6 +74,18 @@ def test_decision_fields():
     assert refused.reset_after_s == pytest.approx(55.0)
 
 
+@pytest.mark.parametrize("count, period", [(5, 60.0), (150, 60.0), (300, 60.0), (7, 1.0)])
+def test_epoch_times_lose_no_request_to_round_off(count, period):
+    """At real epoch times (~1.8e9 s) a double resolves only ~2e-7 s."""
+    rate, tat, remaining = Rate(count, period), None, []
+    now = 1_795_000_000.123
+    for _ in range(count + 1):
+        decision, new_tat = decide(tat, now, rate)
+        remaining.append(decision.remaining if decision.allowed else None)
+        tat = new_tat if new_tat is not None else tat
+    assert remaining == [*range(count - 1, -1, -1), None]
+
+
 def test_sqlite_store_counts_per_key(tmp_path):
     store = SqliteStore(tmp_path / "limits.sqlite3")
     rate = Rate(2, 60.0)
