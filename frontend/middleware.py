@@ -9,6 +9,14 @@ import uuid
 MULTIPART_OVERHEAD = 64 * 1024
 
 
+async def send_detail(send, status: int, detail: str, headers: list[tuple[bytes, bytes]]) -> None:
+    """Answer with the contract's error body {"detail": ...}, straight from ASGI middleware."""
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
 class RequestContext:
     """Gives every request an id (state.request_id, X-Request-Id header) and refuses,
     before reading them, bodies whose Content-Length already exceeds the upload limit."""
@@ -33,12 +41,7 @@ class RequestContext:
                             "(FACE_API_MAX_UPLOAD_BYTES)")
         if refusal is not None:
             status, detail = refusal
-            body = json.dumps({"detail": detail}).encode()
-            await send({"type": "http.response.start", "status": status, "headers": [
-                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"), id_header]})
-            await send({"type": "http.response.body", "body": body})
-            return None
+            return await send_detail(send, status, detail, [(b"connection", b"close"), id_header])
 
         async def send_with_id(message):
             if message["type"] == "http.response.start":

@@ -46,15 +46,11 @@ def start_frontend(settings: Settings, port: int, workers: int) -> subprocess.Po
 
 
 async def _first_key(url: str) -> str | None:
-    database = create_database(url)
-    await database.connect()
-    try:
+    async with create_database(url) as database:
         return await ApiKeyStore(database).ensure_first_key()
-    finally:
-        await database.disconnect()
 
 
-def prepare_database(settings: Settings) -> None:
+def prepare_database(settings: Settings, port: int) -> None:
     """Migrate the schema (once, before the workers fork) and make a first API key on an empty database."""
     if not settings.database_enabled:
         return
@@ -69,7 +65,7 @@ def prepare_database(settings: Settings) -> None:
         say("created the first API key; it is shown only this once, so keep it:")
         say(f"    {key}")
         say("    curl -H 'X-API-Key: <key>' -F image=@samples/gdp.jpg "
-            f"http://{settings.host}:{settings.port}/api/v1/detect")
+            f"http://{settings.host}:{port}/api/v1/detect")
         say("manage keys with ./face-api keys create|list|revoke|activate|delete")
 
 
@@ -89,7 +85,7 @@ def serve(port: int | None = None, workers: int | None = None, frontend: bool = 
     gunicorn = None
     pipelines = [settings.detect_pipeline, settings.mask_pipeline]
     try:
-        prepare_database(settings)
+        prepare_database(settings, port)
         triton.start(required=pipelines)
         if frontend:
             say(f"starting the frontend on http://{settings.host}:{port} ({workers} workers)")

@@ -7,13 +7,13 @@ must stay cheap, since that is what callers over their limit mostly get.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
 from dataclasses import dataclass, field
 
 from frontend.auth.api_keys import ApiKeyStore, UsageCounter
+from frontend.middleware import send_detail
 from frontend.ratelimit import Rate, RateLimitStore
 
 log = logging.getLogger("face_api.access")
@@ -111,13 +111,7 @@ class AccessMiddleware:
         admission = await access.admit(route, api_key, client)
         extra = [(k.lower().encode(), v.encode()) for k, v in admission.headers.items()]
         if admission.status != 200:
-            body = json.dumps({"detail": admission.detail}).encode()
-            await send({"type": "http.response.start", "status": admission.status, "headers": [
-                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                *extra]})
-            await send({"type": "http.response.body", "body": body})
-            return None
-        scope.setdefault("state", {})["api_key_id"] = admission.key_id
+            return await send_detail(send, admission.status, admission.detail, extra)
 
         async def send_with_limits(message):
             if message["type"] == "http.response.start" and extra:

@@ -56,12 +56,8 @@ def new_key(stack, name: str) -> tuple[str, str]:
     assert result.returncode == 0, result.stderr
     [key] = KEY.findall(result.stdout)
     async def lookup() -> str:
-        database = create_database(stack.database_url)
-        await database.connect()
-        try:
+        async with create_database(stack.database_url) as database:
             return (await ApiKeyStore(database).find(key)).id
-        finally:
-            await database.disconnect()
     return key, asyncio.run(lookup())
 
 
@@ -110,12 +106,8 @@ def test_every_authenticated_request_is_counted(deployment):
     time.sleep(1.5)  # > FACE_API_API_KEY_USAGE_FLUSH_S: every worker has flushed
 
     async def record():
-        database = create_database(deployment.database_url)
-        await database.connect()
-        try:
+        async with create_database(deployment.database_url) as database:
             return await ApiKeyStore(database).get(key_id)
-        finally:
-            await database.disconnect()
     stored = asyncio.run(record())
     assert stored.request_count == 5
     assert stored.last_used_at is not None
