@@ -9,12 +9,11 @@ before a single pixel is decoded, so a decompression bomb costs nothing.
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from turbojpeg import TJPF_RGB, TurboJPEG
+from turbojpeg import TJERR_WARNING, TJPF_RGB, TurboJPEG
 
 from frontend.errors import ApiError
 
@@ -24,13 +23,39 @@ EXIF_ORIENTATION = 0x0112
 SUPPORTED = "JPEG, PNG, WebP, BMP, GIF or TIFF"
 PILLOW_FORMATS = {"PNG", "WEBP", "BMP", "GIF", "TIFF", "MPO", "JPEG"}
 
+class TruncatedJpeg(Exception):
+    """libjpeg-turbo stopped at a premature end of data."""
+
+
+class _ThreadSafeTurboJPEG(TurboJPEG):
+    """TurboJPEG that raises on truncation instead of calling warnings.warn.
+
+    PyTurboJPEG reports a truncated JPEG as a UserWarning and returns the partly
+    decoded pixels. Catching that warning needs warnings.catch_warnings, which
+    swaps process-wide state and is not thread-safe: with two uploads decoding
+    at once in the thread pool, one upload's warning was caught by the other's
+    call. Overriding the (name-mangled) reporter keeps the outcome in the
+    decoding thread. pyturbojpeg is pinned below 2; tests/unit/test_decode.py
+    fails if this hook stops being called.
+    """
+
+    def _TurboJPEG__report_error(self, handle) -> None:
+        message = self._TurboJPEG__get_error_string(handle)
+        get_code = self._TurboJPEG__get_error_code
+        if get_code is not None and get_code(handle) == TJERR_WARNING:
+            if "premature end" in message.lower():
+                raise TruncatedJpeg(message)
+            return  # other warnings ("extraneous bytes before marker"...) are common and harmless
+        raise OSError(message)
+
+
 _turbo: TurboJPEG | None = None
 
 
 def turbojpeg() -> TurboJPEG:
     global _turbo
     if _turbo is None:
-        _turbo = TurboJPEG()
+        _turbo = _ThreadSafeTurboJPEG()
     return _turbo
 
 
@@ -80,15 +105,12 @@ def _decode_jpeg(data: bytes, max_pixels: int) -> DecodedImage | None:
     _check_pixels(width, height, max_pixels)
     if colorspace not in (0, 1, 2):  # RGB, YCbCr, grey; CMYK/YCCK go through Pillow
         return None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            pixels = turbo.decode(data, pixel_format=TJPF_RGB)
-        except OSError as error:
-            raise ApiError(400, f"the JPEG is corrupt and cannot be decoded ({error})") from None
-    for warning in caught:
-        if "premature end" in str(warning.message).lower():
-            raise ApiError(400, "the JPEG is truncated (premature end of data)")
+    try:
+        pixels = turbo.decode(data, pixel_format=TJPF_RGB)
+    except OSError as error:
+        raise ApiError(400, f"the JPEG is corrupt and cannot be decoded ({error})") from None
+    except TruncatedJpeg:
+        raise ApiError(400, "the JPEG is truncated (premature end of data)") from None
     pixels = orient(pixels, _exif_orientation(data))
     return DecodedImage(np.ascontiguousarray(pixels), 1 if colorspace == 2 else 3, "JPEG")
 
@@ -135,14 +157,15 @@ def _decode_with_pillow(data: bytes, max_pixels: int) -> DecodedImage:
         raise ApiError(415, f"{image.format} images are not supported; send {SUPPORTED}")
     _check_pixels(image.width, image.height, max_pixels)
     channels = len(image.getbands())
+    fmt = image.format  # exif_transpose returns a copy without it
     try:
         image.load()
         image = ImageOps.exif_transpose(image)
         pixels = _to_rgb(image)
         alpha = _alpha(image)
     except Exception as error:  # see above: any decoder failure is the upload's fault
-        raise ApiError(400, f"the {image.format} image is truncated or corrupt ({error})") from None
-    return DecodedImage(pixels, channels, image.format, alpha)
+        raise ApiError(400, f"the {fmt} image is truncated or corrupt ({error})") from None
+    return DecodedImage(pixels, channels, fmt, alpha)
 
 
 def _alpha(image: Image.Image) -> np.ndarray | None:
