@@ -1,0 +1,1 @@
+../../recognize_arcface_w600k_mbf/1/model.py

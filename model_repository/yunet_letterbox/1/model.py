@@ -1,0 +1,1 @@
+../../face_letterbox/1/model.py

@@ -1,0 +1,1 @@
+../../scrfd_postprocess/1/detections.py
