@@ -21,3 +21,7 @@ logconfig_dict = {
         "face_api": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
     },
 }
+
+# gunicorn >= 25 opens a control socket at one fixed path per user ($HOME/.gunicorn);
+# several face-api instances on one machine would share it. Nothing here uses it.
+control_socket_disable = True

@@ -28,6 +28,9 @@ class RateLimitStore(Protocol):
     async def close(self) -> None: ...
 
 
+LOCK_WAIT_S = 5.0
+
+
 class SqliteStore:
     """GCRA state in a SQLite file shared by the processes of one machine."""
 
@@ -39,8 +42,20 @@ class SqliteStore:
             db.execute("CREATE TABLE IF NOT EXISTS rate_limits (key TEXT PRIMARY KEY, tat REAL NOT NULL)")
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
+        db = sqlite3.connect(self.path, timeout=LOCK_WAIT_S, isolation_level=None, check_same_thread=False)
+        # Switching a new file to WAL fails at once with "database is locked" while
+        # another process does the same (SQLite's busy timeout does not cover it):
+        # gunicorn workers starting together do exactly that, so wait our turn.
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    db.close()
+                    raise
+                time.sleep(0.01 + random.random() * 0.02)
         db.execute("PRAGMA synchronous=OFF")  # losing limiter state in a power cut is harmless
         return db
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 
 import pytest
 
@@ -113,3 +114,29 @@ def test_sqlite_store_holds_the_limit_across_processes(tmp_path):
     for worker in workers:
         worker.join(timeout=30)
     assert sum(allowed) == 25
+
+
+def _open_at(path: str, start_at: float, queue) -> None:
+    while time.time() < start_at:  # all processes open the new file at the same moment
+        pass
+    try:
+        SqliteStore(path)
+        queue.put("ok")
+    except Exception as error:
+        queue.put(repr(error))
+
+
+def test_workers_starting_together_all_open_a_new_store(tmp_path):
+    """gunicorn workers open the limiter file at once; none may fail ("database is locked")."""
+    context = multiprocessing.get_context("fork")
+    outcomes = []
+    for attempt in range(10):
+        path, queue = str(tmp_path / f"limits-{attempt}.sqlite3"), context.Queue()
+        start_at = time.time() + 0.2
+        racers = [context.Process(target=_open_at, args=(path, start_at, queue)) for _ in range(4)]
+        for racer in racers:
+            racer.start()
+        outcomes += [queue.get(timeout=30) for _ in racers]
+        for racer in racers:
+            racer.join(timeout=10)
+    assert outcomes == ["ok"] * 40
