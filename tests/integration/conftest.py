@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import secrets
 from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
-from tests.integration.stack import ROOT, start_stack
+from tests.integration.stack import ROOT, STARTED, start_stack
+from tests.support.postgres import PostgresServer, PostgresUnavailable
 
 SAMPLES = ROOT / "samples"
 PHOTO_FACES = {"yaoming.jpg": 1, "gdp.jpg": 5, "players.jpg": 22}
@@ -15,7 +19,22 @@ PHOTO_FACES = {"yaoming.jpg": 1, "gdp.jpg": 5, "players.jpg": 22}
 # Small size limits so the 413 paths are cheap to reach; rate limits out of the way
 # (they have stacks of their own in test_rate_limits.py).
 LIMITS = {"FACE_API_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024), "FACE_API_MAX_IMAGE_PIXELS": "20000000",
-          "FACE_API_RATE_LIMIT_DETECT": "1000000/minute", "FACE_API_RATE_LIMIT_MASK": "1000000/minute"}
+          "FACE_API_RATE_LIMIT_DETECT": "1000000/minute", "FACE_API_RATE_LIMIT_MASK": "1000000/minute",
+          "FACE_API_RATE_LIMIT_RECOGNITION": "1000000/minute",
+          "FACE_API_RATE_LIMIT_ADMIN_LOGIN": "1000000/minute"}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test that failed while a stack died under it gets that stack's logs.
+
+    (CI keeps only the test output, so this is how a crash there can be read.)
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for dead in (s for s in STARTED if s.in_trouble()):
+            report.sections.append((f"stack {dead.url} died", dead.diagnosis()))
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +72,24 @@ def mask(client: httpx.Client, data: bytes, filename: str = "photo.jpg", **param
 
 def sample(name: str) -> Path:
     return SAMPLES / name
+
+
+def unique_photo(name: str = "yaoming.jpg") -> bytes:
+    """The sample with one pixel changed at random, as PNG: bytes never uploaded before
+    (storage-backed mode deduplicates uploads by content)."""
+    image = Image.open(SAMPLES / name).convert("RGB")
+    image.putpixel((0, 0), tuple(secrets.token_bytes(3)))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The PostgreSQL on this machine, or a throw-away cluster when none answers."""
+    try:
+        server = PostgresServer.find_or_start()
+    except PostgresUnavailable as error:
+        pytest.fail(str(error))
+    yield server
+    server.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -15,7 +16,13 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
+ADMIN_PASSWORD = "admin-password-for-tests"
 FIRST_KEY = re.compile(r"^\[serve\]\s+(xyl_[A-Za-z0-9_-]+)\s*$", re.MULTILINE)
+TRITON_LOG = re.compile(r"log: (\S+tritonserver-\d+\.log)")
+
+# Every stack this test session started, so that a failing test can show the logs of
+# the stacks that died under it (see tests/integration/conftest.py).
+STARTED: list[Stack] = []
 
 
 def free_port() -> int:
@@ -32,6 +39,8 @@ class Stack:
     triton_grpc: int
     triton_metrics: int
     log_path: Path
+    stopped_by_test: bool = False
+    url_signing_key: str = ""  # FACE_API_URL_SIGNING_KEY of the stack: tests can sign local download links
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -42,11 +51,29 @@ class Stack:
         match = FIRST_KEY.search(self.log())
         return match.group(1) if match else None
 
+    def diagnosis(self, chars: int = 4000) -> str:
+        """The ends of the serve and Triton logs, for a test report."""
+        report = f"serve exit code: {self.process.poll()}\n--- serve log ---\n{self.log()[-chars:]}"
+        triton_logs = TRITON_LOG.findall(self.log())
+        if triton_logs and Path(triton_logs[-1]).exists():
+            tail = Path(triton_logs[-1]).read_text(errors="replace")[-chars:]
+            report += f"\n--- {triton_logs[-1]} ---\n{tail}"
+        return report
+
+    def in_trouble(self) -> bool:
+        """Exited, or on its way out, without a test having stopped it."""
+        if self.stopped_by_test:
+            return False
+        log = self.log()
+        return (self.process.poll() is not None
+                or "[serve] the frontend exited" in log or "[serve] error:" in log)
+
     def worker_pids(self) -> set[str]:
         """The gunicorn workers that answered requests, from the access log."""
         return set(re.findall(r'\[(\d+)\] INFO .*"POST [^"]*" \d{3}', self.log()))
 
     def stop(self, timeout: float = 60) -> int:
+        self.stopped_by_test = True
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -57,16 +84,26 @@ class Stack:
         return self.process.returncode
 
 
-def start_stack(tmp: Path, env: dict[str, str] | None = None, timeout: float = 180) -> Stack:
-    """Run the serve command like a user would, and wait until /health says 200.
+def all_workers_started(stack: Stack) -> bool:
+    log = stack.log()
+    return 0 < log.count("Booting worker with pid") <= log.count("Application startup complete")
 
-    The database and the rate-limit state live in ``tmp`` unless ``env`` says otherwise.
+
+def start_stack(tmp: Path, env: dict[str, str] | None = None, timeout: float = 180) -> Stack:
+    """Run the serve command like a user would, and wait until /health says 200 and
+    every gunicorn worker has finished its start-up.
+
+    The database, the rate-limit state and the local object store live in ``tmp``
+    unless ``env`` says otherwise; the admin API takes ("admin", ADMIN_PASSWORD).
     """
     port, http, grpc, metrics = (free_port() for _ in range(4))
     environment = {
         **os.environ,
         "FACE_API_DATABASE_URL": f"sqlite:///{tmp}/face-api.sqlite3",
         "FACE_API_RATE_LIMIT_FILE": str(tmp / "rate-limits.sqlite3"),
+        "FACE_API_STORAGE_DIR": str(tmp / "objects"),
+        "FACE_API_ADMIN_USERNAME": "admin", "FACE_API_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "FACE_API_URL_SIGNING_KEY": secrets.token_hex(32),
         "FACE_API_PORT": str(port), "FACE_API_TRITON_HTTP_PORT": str(http),
         "FACE_API_TRITON_GRPC_PORT": str(grpc), "FACE_API_TRITON_METRICS_PORT": str(metrics),
         "PYTHONUNBUFFERED": "1",
@@ -77,16 +114,18 @@ def start_stack(tmp: Path, env: dict[str, str] | None = None, timeout: float = 1
         process = subprocess.Popen([sys.executable, "-m", "runtime", "serve"], cwd=ROOT,
                                    env=environment, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
-    stack = Stack(process, f"http://127.0.0.1:{port}", http, grpc, metrics, log_path)
+    stack = Stack(process, f"http://127.0.0.1:{port}", http, grpc, metrics, log_path,
+                  url_signing_key=environment["FACE_API_URL_SIGNING_KEY"])
+    STARTED.append(stack)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the stack exited with {process.returncode}:\n{stack.log()[-3000:]}")
+            raise RuntimeError(f"the stack exited with {process.returncode}:\n{stack.diagnosis()}")
         try:
-            if httpx.get(f"{stack.url}/health", timeout=2).status_code == 200:
+            if httpx.get(f"{stack.url}/health", timeout=2).status_code == 200 and all_workers_started(stack):
                 return stack
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
     stack.stop()
-    raise RuntimeError(f"the stack was not healthy within {timeout} s:\n{stack.log()[-3000:]}")
+    raise RuntimeError(f"the stack was not healthy within {timeout} s:\n{stack.diagnosis()}")
