@@ -8,5 +8,8 @@
     schemas/       the contract shapes (pydantic), field by field as documented
     imaging/       image decoding (TurboJPEG, Pillow-SIMD) and its limits
     inference/     the one module that talks to Triton
-    errors.py      the {"detail": ...} error contract
+    errors.py      the {"detail": ...} error contract (and FastAPI's list shape on /v1)
+    openapi.py     the OpenAPI description's component names (two contracts, one document)
 """
+
+__version__ = "0.2.0"

@@ -8,15 +8,19 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from frontend import errors
-from frontend.api import detect, health, mask
+from frontend import __version__, errors, openapi
+from frontend.api import admin, detect, files, health, mask, recognition
 from frontend.auth.access import AccessControl, AccessMiddleware
+from frontend.auth.admin import admin_auth
 from frontend.auth.api_keys import ApiKeyStore, UsageCounter
 from frontend.inference.triton import InferenceRejected, TritonClient, TritonUnavailable
-from frontend.middleware import RequestContext
+from frontend.middleware import MULTIPART_OVERHEAD, RECOGNITION_BODY_FACTOR, RequestContext
 from frontend.persistence.database import create_database
 from frontend.ratelimit import Rate, open_store
+from frontend.services.archive import Archive
+from frontend.services.recognition import Recognition
 from frontend.settings import Settings, get_settings
+from frontend.storage import open_object_store
 
 log = logging.getLogger("face_api")
 
@@ -26,6 +30,12 @@ def check(settings: Settings) -> None:
     if settings.api_key_enabled and not settings.database_enabled:
         raise RuntimeError("API keys live in the database: set FACE_API_DATABASE_ENABLED=true "
                            "or FACE_API_API_KEY_ENABLED=false")
+    if settings.storage_enabled and not settings.database_enabled:
+        raise RuntimeError("storage-backed mode keeps images and jobs in the database: set "
+                           "FACE_API_DATABASE_ENABLED=true or FACE_API_STORAGE_ENABLED=false")
+    if settings.environment == "production" and not settings.admin_password:
+        raise RuntimeError("production needs admin credentials: set FACE_API_ADMIN_PASSWORD "
+                           "(at least 12 characters; FACE_API_ADMIN_USERNAME defaults to admin)")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -38,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with AsyncExitStack() as stack:
             app.state.triton = TritonClient(settings.triton_url, settings.triton_timeout_s)
             stack.push_async_callback(app.state.triton.close)
+            app.state.recognition = Recognition(app.state.triton, settings)
             app.state.database = None
             keys = usage = limits = None
             if settings.database_enabled:
@@ -53,18 +64,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 limits = open_store(settings.redis_url, settings.rate_limit_file)
                 stack.push_async_callback(limits.close)
             rates = {"detect": Rate.parse(settings.rate_limit_detect),
-                     "mask": Rate.parse(settings.rate_limit_mask)}
+                     "mask": Rate.parse(settings.rate_limit_mask),
+                     "recognition": Rate.parse(settings.rate_limit_recognition),
+                     "admin_login": Rate.parse(settings.rate_limit_admin_login)}
             app.state.access = AccessControl(rates, keys, usage, limits)
+            # --- object storage (frontend/storage): None when storage is disabled ---
+            app.state.objects = None
+            if settings.storage_enabled:
+                app.state.objects = open_object_store(settings)
+                await app.state.objects.start()
+                stack.push_async_callback(app.state.objects.close)
+            # --- storage-backed mode: images and jobs (frontend/services/archive.py) ---
+            app.state.archive = (Archive(app.state.database, app.state.objects)
+                                 if app.state.objects is not None else None)
+            # --- admin sessions and credentials (frontend/auth/admin.py) ---
+            app.state.admin = admin_auth(settings, app.state.database)  # None: no admin password
             yield
 
     app = FastAPI(
         title="Face API",
-        version="0.1.0",
-        summary="Face detection with landmarks and face masking, served by Triton Inference Server.",
+        version=__version__,
+        summary="Face detection with landmarks, face masking and face recognition, "
+                "served by Triton Inference Server.",
         lifespan=lifespan,
     )
     app.state.settings = settings
     errors.install(app)
+    openapi.install(app)
 
     @app.exception_handler(TritonUnavailable)
     async def _unavailable(_: Request, error: TritonUnavailable) -> JSONResponse:
@@ -79,6 +105,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(detect.router)
     app.include_router(mask.router)
+    app.include_router(admin.router)
+    app.include_router(files.router)
+    # RequestContext refuses a too-long Content-Length up front; this also stops a
+    # chunked /v1 body (no Content-Length) at the same size while it is read.
+    app.include_router(recognition.router, max_body_size=RECOGNITION_BODY_FACTOR * settings.max_upload_bytes
+                       + MULTIPART_OVERHEAD)
     # Outermost last: every response, refusals included, carries X-Request-Id.
     app.add_middleware(AccessMiddleware)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_upload_bytes)

@@ -1,10 +1,26 @@
-"""The face-api error contract: every error is {"detail": "a readable message"}."""
+"""The error contracts.
+
+* face-api (``/health``, ``/api/v1/*``, everything outside ``/v1``): every error is
+  ``{"detail": "a readable message"}``, validation errors included.
+* recognition (``/v1/*``): validation errors keep FastAPI's ``HTTPValidationError``
+  shape ``{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}``, as that
+  contract documents; its other errors (401, 403, 413, 429, 503) are ``{"detail": "..."}``.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+
+# Paths of the recognition contract (seeds/002): they answer validation errors as a list.
+RECOGNITION_PREFIX = "/v1/"
+
+
+def is_recognition(path: str) -> bool:
+    return path.startswith(RECOGNITION_PREFIX)
 
 
 class ApiError(Exception):
@@ -15,6 +31,12 @@ class ApiError(Exception):
         self.status_code = status_code
         self.detail = detail
         self.headers = headers
+
+
+def invalid(loc: Sequence[str | int], msg: str, type: str = "value_error") -> RequestValidationError:
+    """A validation error found after FastAPI's own checks (bad base64, an undecodable image...),
+    answered like FastAPI's: 422 with the problem in ``detail[]`` (or as a sentence off /v1)."""
+    return RequestValidationError([{"loc": tuple(loc), "msg": msg, "type": type}])
 
 
 def describe_validation(error: RequestValidationError) -> str:
@@ -32,11 +54,22 @@ def describe_validation(error: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
+def validation_list(error: RequestValidationError) -> list[dict]:
+    """FastAPI's ValidationError items, reduced to the documented loc, msg and type.
+
+    ``input`` is left out on purpose: on /v1 it would echo megabytes of base64 back.
+    """
+    return [{"loc": list(problem.get("loc", ())), "msg": str(problem.get("msg", "")),
+             "type": str(problem.get("type", "value_error"))} for problem in error.errors()]
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, error: ApiError) -> JSONResponse:
         return JSONResponse({"detail": error.detail}, error.status_code, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
+        if is_recognition(request.scope.get("path", "")):
+            return JSONResponse({"detail": validation_list(error)}, 422)
         return JSONResponse({"detail": describe_validation(error)}, 422)

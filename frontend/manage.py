@@ -6,10 +6,12 @@
     python -m frontend.manage keys activate ID
     python -m frontend.manage keys delete ID
     python -m frontend.manage migrate upgrade [REV] | downgrade REV | current
+    python -m frontend.manage cleanup     (delete the objects of deleted images still queued)
 
-(``./face-api keys ...`` runs the keys commands.) Every keys command first
-brings the schema up to date. Exit status: 0 done, 1 failed (unknown id,
-database unreachable, database disabled), 2 usage error.
+(``./face-api keys ...`` runs the keys commands, ``./face-api cleanup`` the cleanup.)
+Every keys and cleanup command first brings the schema up to date. Exit status:
+0 done, 1 failed (unknown id, database unreachable, database or storage disabled,
+objects that stay queued), 2 usage error.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from datetime import datetime
 from frontend.auth.api_keys import ApiKeyRecord, ApiKeyStore
 from frontend.persistence import migrate
 from frontend.persistence.database import create_database
+from frontend.services.archive import clean_up
 from frontend.settings import Settings
 
 PAGE = 1000
@@ -35,7 +38,7 @@ class CommandError(Exception):
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="python -m frontend.manage",
                                    description="Manage the face API's API keys and database schema.")
-    commands = main.add_subparsers(dest="command", required=True, metavar="{keys,migrate}")
+    commands = main.add_subparsers(dest="command", required=True, metavar="{keys,migrate,cleanup}")
 
     keys = commands.add_parser("keys", help="create, list, revoke, activate and delete API keys")
     actions = keys.add_subparsers(dest="action", required=True,
@@ -57,6 +60,9 @@ def parser() -> argparse.ArgumentParser:
         "revision", nargs="?", default="head")
     steps.add_parser("downgrade", help="downgrade ('base' drops every table)").add_argument("revision")
     steps.add_parser("current", help="print the schema's revision")
+
+    commands.add_parser("cleanup", help="delete the objects of deleted images that are still queued "
+                                        "(object storage was down when the image was deleted)")
     return main
 
 
@@ -69,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "migrate":
         return migrate.run_cli(args.step, getattr(args, "revision", None), url=settings.database_url)
+    if args.command == "cleanup":
+        return _cleanup(settings)
 
     if args.action == "list" and ((args.limit is not None and args.limit < 0) or args.offset < 0):
         print("error: --limit and --offset must not be negative", file=sys.stderr)
@@ -88,6 +96,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:  # e.g. an invalid name
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def _cleanup(settings: Settings) -> int:
+    if not settings.storage_enabled or not settings.database_enabled:
+        print("error: storage-backed mode is off (FACE_API_STORAGE_ENABLED=false): nothing to clean up",
+              file=sys.stderr)
+        return 1
+    try:
+        migrate.upgrade(settings.database_url)
+        report, left = asyncio.run(clean_up(settings))
+    except Exception as error:
+        print(f"error: cannot run the cleanup: {error}", file=sys.stderr)
+        return 1
+    print(f"deleted {report.deleted} objects; {report.kept} were in use again and kept; {left} stay queued")
+    if left:
+        if report.last_error:
+            print(f"last error: {report.last_error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 async def _keys(args: argparse.Namespace, url: str) -> int:

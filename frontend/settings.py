@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,16 @@ class Settings(BaseSettings):
         "scrfd_500m", pattern=r"^[A-Za-z0-9_.\-]+$",
         description="detector model; the frontend calls the ensemble detect_<detector>",
     )
+    recognizer: str = Field(
+        "arcface_w600k_mbf", pattern=r"^[A-Za-z0-9_.\-]+$",
+        description="recognition network of /v1; the frontend calls the pipeline recognize_<recognizer>, "
+                    "whose config names its detector (arcface_w600k_mbf: SCRFD + ArcFace; "
+                    "sface_2021dec: YuNet + SFace, the licence-clean pair)",
+    )
+    recognition_confidence: float = Field(
+        0.5, ge=0.0, le=1.0, description="minimum face confidence on /v1 (the contract has no parameter)")
+    recognition_nms_threshold: float = Field(
+        0.4, ge=0.0, le=1.0, description="NMS IoU threshold on /v1 (the contract has no parameter)")
 
     # --- embedded Triton (./face-api serve) ---
     triton_http_port: int = Field(8000, ge=1, le=65535)
@@ -38,15 +49,22 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0, description="larger uploads get 413")
     max_image_pixels: int = Field(50_000_000, gt=0, description="larger images get 413")
 
-    # --- database (API keys now; images, jobs and admin sessions later) ---
-    database_enabled: bool = Field(True, description="keep API keys (and later images, jobs) in a database")
+    # --- deployment ---
+    environment: Literal["development", "production"] = Field(
+        "development", description="production refuses to start without configured admin credentials "
+                                   "and a URL-signing key (nothing generated, nothing printed)")
+
+    # --- database (API keys, admin sessions; images and jobs in storage mode) ---
+    database_enabled: bool = Field(
+        True, description="keep API keys, admin sessions, images and jobs in a database")
     database_url: str = Field(
         "sqlite:///.run/face-api.sqlite3",
         description="sqlite:///path (embedded default) or postgresql://user:pass@host:port/db",
     )
 
     # --- API keys ---
-    api_key_enabled: bool = Field(True, description="require X-API-Key on /api/v1/detect and /mask")
+    api_key_enabled: bool = Field(
+        True, description="require X-API-Key on /api/v1/detect, /api/v1/mask and every POST /v1/*")
     api_key_usage_flush_s: float = Field(
         2.0, gt=0, le=300,
         description="each worker adds its request counts to the database this often (no write per request)",
@@ -56,12 +74,46 @@ class Settings(BaseSettings):
     rate_limit_enabled: bool = Field(True)
     rate_limit_detect: str = Field("300/minute", pattern=RATE_PATTERN)
     rate_limit_mask: str = Field("150/minute", pattern=RATE_PATTERN)
+    rate_limit_admin_login: str = Field(
+        "10/minute", pattern=RATE_PATTERN, description="POST /api/v1/admin/auth/login, per client address")
+    rate_limit_recognition: str = Field(
+        "300/minute", pattern=RATE_PATTERN, description="one allowance shared by every POST /v1/* endpoint")
     redis_url: str | None = Field(
         None, description="redis://host:port/db: share rate limits across frontend nodes; "
                           "unset = one node, limits shared by its workers through a local file",
     )
     rate_limit_file: str = Field(".run/rate-limits.sqlite3",
                                  description="the single-node limiter's state (without redis_url)")
+
+    # --- storage-backed mode: uploads and results kept in object storage + the database ---
+    storage_enabled: bool = Field(
+        True, description="store every detect/mask upload (deduplicated) and a job record; "
+                           "needs database_enabled")
+    storage_backend: Literal["local", "s3"] = Field("local", description="where objects live")
+    storage_dir: str = Field(".run/objects", description="the local backend's folder")
+    s3_bucket: str = Field("face-api", description="bucket of the s3 backend")
+    s3_endpoint: str | None = Field(None, description="S3 endpoint URL; unset = AWS for s3_region")
+    s3_public_endpoint: str | None = Field(
+        None, description="endpoint that browsers reach; processed_url links are signed for this host")
+    s3_region: str = Field("us-east-1")
+    s3_access_key_id: str | None = Field(None, description="unset = the default AWS credential chain")
+    s3_secret_access_key: str | None = Field(None)
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field("path")
+    s3_create_bucket: bool = Field(True, description="create the bucket at start-up when it is missing")
+    url_ttl_s: int = Field(900, ge=10, le=7 * 24 * 3600,
+                           description="lifetime of the download URLs handed out (presigned or signed)")
+    url_signing_key: str | None = Field(
+        None, min_length=32, description="HMAC key of the local backend's download URLs; unset = a random "
+                                         "key kept in <storage_dir>/.url-signing-key (development only)")
+
+    # --- admin API ---
+    admin_username: str = Field("admin", min_length=1, max_length=100)
+    admin_password: str | None = Field(
+        None, min_length=12, description="unset = admin API closed; ./face-api serve generates one in "
+                                         ".run/ and prints it (development only)")
+    admin_session_ttl_s: int = Field(43200, ge=60, le=30 * 24 * 3600, description="admin session lifetime")
+    admin_cookie_secure: bool | None = Field(
+        None, description="Secure flag of the session cookie; unset = when the request came over HTTPS")
 
     @property
     def detect_pipeline(self) -> str:
@@ -70,6 +122,10 @@ class Settings(BaseSettings):
     @property
     def mask_pipeline(self) -> str:
         return f"mask_{self.detector}"
+
+    @property
+    def recognize_pipeline(self) -> str:
+        return f"recognize_{self.recognizer}"
 
 
 @lru_cache

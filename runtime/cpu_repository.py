@@ -108,6 +108,14 @@ def mismatches(config: mc.ModelConfig, weight: Path) -> list[str]:
     return problems
 
 
+def pipeline_models(config: mc.ModelConfig) -> list[str]:
+    """The models a pipeline calls: an ensemble's steps, or the models a Python (BLS)
+    model names in its ``bls_models`` parameter (comma-separated)."""
+    if config.platform == "ensemble":
+        return [step.model_name for step in config.ensemble_scheduling.step]
+    return [m.strip() for m in config.parameters["bls_models"].string_value.split(",") if m.strip()]
+
+
 def _cpu_config(config: mc.ModelConfig, weight_name: str, tuning: OnnxTuning) -> mc.ModelConfig:
     derived = mc.ModelConfig()
     derived.CopyFrom(config)
@@ -134,7 +142,7 @@ def derive(sources: list[Path], target: Path, tuning: OnnxTuning = OnnxTuning(),
     for model_dir in sorted(d for source in sources for d in source.iterdir()
                             if (d / "config.pbtxt").is_file()):
         config = read_config(model_dir)
-        if config.platform == "ensemble":
+        if config.platform == "ensemble" or "bls_models" in config.parameters:
             ensembles[config.name] = (model_dir, config)
         elif is_onnx(config):
             found = onnx_weight(model_dir, config)
@@ -166,12 +174,12 @@ def derive(sources: list[Path], target: Path, tuning: OnnxTuning = OnnxTuning(),
             (target / config.name).symlink_to(model_dir.resolve(), target_is_directory=True)
             result.served.append(config.name)
 
-    # An ensemble is served when every step's model is; repeat for nested ensembles.
+    # A pipeline (ensemble or BLS model) is served when every model it calls is; repeat for nested ones.
     pending = dict(ensembles)
     while pending:
         progressed = False
         for name, (model_dir, config) in list(pending.items()):
-            needed = [step.model_name for step in config.ensemble_scheduling.step]
+            needed = pipeline_models(config)
             missing = [m for m in needed if m not in result.served]
             if not missing:
                 (target / name).symlink_to(model_dir.resolve(), target_is_directory=True)

@@ -1,6 +1,6 @@
 """./face-api serve: embedded Triton on the CPU, then the frontend under gunicorn.
 
-Start order: Triton (wait until the detect pipeline is ready), then gunicorn
+Start order: Triton (wait until the detect, mask and recognize pipelines are ready), then gunicorn
 with uvicorn workers. Stop order on SIGINT/SIGTERM: the frontend first (no new
 requests reach Triton), then Triton. If Triton dies while serving, the
 frontend keeps answering (/health 503, requests 503) and Triton is restarted.
@@ -21,7 +21,9 @@ from sqlalchemy.engine import make_url
 from frontend.auth.api_keys import ApiKeyStore
 from frontend.persistence import migrate
 from frontend.persistence.database import create_database
+from frontend.services.archive import clean_up
 from frontend.settings import Settings
+from runtime.admin_password import admin_environment
 from runtime.cpu_repository import OnnxTuning
 from runtime.triton_server import EmbeddedTriton
 
@@ -30,8 +32,9 @@ def say(message: str) -> None:
     print(f"[serve] {message}", flush=True)
 
 
-def start_frontend(settings: Settings, port: int, workers: int) -> subprocess.Popen:
-    env = dict(os.environ)
+def start_frontend(settings: Settings, port: int, workers: int,
+                   extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {**os.environ, **(extra_env or {})}
     env["FACE_API_TRITON_URL"] = f"127.0.0.1:{settings.triton_grpc_port}"
     command = [
         sys.executable, "-m", "gunicorn", "frontend.app:create_app()",
@@ -67,6 +70,26 @@ def prepare_database(settings: Settings, port: int) -> None:
         say("    curl -H 'X-API-Key: <key>' -F image=@samples/gdp.jpg "
             f"http://{settings.host}:{port}/api/v1/detect")
         say("manage keys with ./face-api keys create|list|revoke|activate|delete")
+    if settings.storage_enabled:
+        clean_up_objects(settings)
+
+
+def clean_up_objects(settings: Settings) -> None:
+    """Delete the objects that deleted images left queued (object storage was down then).
+
+    Once, before the workers fork; it never stops the start: what fails stays queued.
+    """
+    try:
+        report, left = asyncio.run(clean_up(settings))
+    except Exception as error:
+        say(f"object cleanup skipped (the queue is kept for the next start): {error}")
+        return
+    if report.deleted:
+        say(f"object cleanup: deleted {report.deleted} queued objects")
+    if left:
+        last = f"; last error: {report.last_error}" if report.last_error else ""
+        say(f"object cleanup: {left} objects stay queued (retried at the next start and by "
+            f"./face-api cleanup){last}")
 
 
 def serve(port: int | None = None, workers: int | None = None, frontend: bool = True) -> int:
@@ -83,13 +106,14 @@ def serve(port: int | None = None, workers: int | None = None, frontend: bool = 
                                                    settings.onnx_spinning),
                             log=say)
     gunicorn = None
-    pipelines = [settings.detect_pipeline, settings.mask_pipeline]
+    pipelines = [settings.detect_pipeline, settings.mask_pipeline, settings.recognize_pipeline]
     try:
+        admin_env = admin_environment(settings, say) if frontend else {}
         prepare_database(settings, port)
         triton.start(required=pipelines)
         if frontend:
             say(f"starting the frontend on http://{settings.host}:{port} ({workers} workers)")
-            gunicorn = start_frontend(settings, port, workers)
+            gunicorn = start_frontend(settings, port, workers, admin_env)
         say(f"Triton metrics: http://127.0.0.1:{settings.triton_metrics_port}/metrics; Ctrl-C stops")
         while not stop.wait(1.0):
             if gunicorn is not None and gunicorn.poll() is not None:

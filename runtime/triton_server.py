@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -74,8 +75,10 @@ class EmbeddedTriton:
         """Start the server and block until every model in ``required`` is ready."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log("deriving the CPU model repository …")
+        # One derived repository per server (keyed by its gRPC port): several servers,
+        # test stacks say, can start side by side without replacing each other's.
         self.repository = cpu_repository.derive(
-            self.sources, self.run_dir / "models", self.onnx_tuning, log=self.log)
+            self.sources, self.run_dir / f"models-{self.grpc_port}", self.onnx_tuning, log=self.log)
         missing = [m for m in required if m not in self.repository.served]
         if missing:
             reasons = "; ".join(f"{m}: {self.repository.skipped.get(m, 'unknown model')}" for m in missing)
@@ -148,6 +151,8 @@ class EmbeddedTriton:
             _signal_group(self.process, signal.SIGKILL)  # stray stubs, if any
         for region in Path("/dev/shm").glob(f"{self.shm_prefix}*"):
             region.unlink(missing_ok=True)
+        if self.repository is not None:
+            shutil.rmtree(self.repository.path, ignore_errors=True)
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:

@@ -28,7 +28,10 @@ async def health(request: Request, settings: Settings = Depends(deps.settings),
             loaded = False
     database = request.app.state.database
     database_ready = database is not None and await is_ready(database)
-    healthy = loaded and (database_ready or not settings.database_enabled)
+    objects = getattr(request.app.state, "objects", None)
+    storage_ready = objects is not None and await objects.is_ready()
+    healthy = (loaded and (database_ready or not settings.database_enabled)
+               and (storage_ready or not settings.storage_enabled))
     body = HealthResponse(
         status="ok" if healthy else "unavailable",
         model=settings.detector,
@@ -37,7 +40,7 @@ async def health(request: Request, settings: Settings = Depends(deps.settings),
         supports_landmarks=True,  # every served detector (SCRFD *_bnkps) predicts 5 points
         database_enabled=settings.database_enabled,
         database_ready=database_ready,
-        storage_enabled=False,
-        storage_ready=False,
+        storage_enabled=settings.storage_enabled,
+        storage_ready=storage_ready,
     )
     return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)

@@ -7,9 +7,11 @@ import time
 from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 
 from frontend.api import dependencies as deps
+from frontend.api import recording
 from frontend.api.uploads import read_upload
 from frontend.inference.triton import TritonClient
 from frontend.schemas.face_api import MASK_RESPONSE_HEADERS, PUBLIC_ERRORS, MaskMethod, OutputFormat
+from frontend.services import archive as archiving
 from frontend.services import masking
 from frontend.services.detection import DetectParams
 from frontend.settings import Settings
@@ -23,11 +25,7 @@ IMAGE_RESPONSE = {
 }
 
 
-@router.post("/mask", response_class=Response, responses={200: IMAGE_RESPONSE, **PUBLIC_ERRORS},
-             dependencies=[Depends(deps.api_key)])
-async def mask(
-    image: UploadFile = File(description="the photo: JPEG, PNG, WebP, BMP, GIF or TIFF"),
-    detect: DetectParams = Depends(deps.detect_params),
+def mask_params(
     method: MaskMethod = Query(MaskMethod.gaussian, description="how faces are hidden"),
     strength: int = Query(199, ge=2, le=1001, description=(
         "gaussian/elliptical: blur kernel size in pixels (even values round up to odd); "
@@ -36,13 +34,31 @@ async def mask(
         "grow each box by this fraction of its width (left and right) and height (top and bottom)")),
     format: OutputFormat = Query(OutputFormat.jpeg, description="output image format"),
     quality: int = Query(95, ge=1, le=100, description="JPEG/WebP quality; PNG is lossless and ignores it"),
+) -> masking.MaskParams:
+    """The masking query parameters that /mask and the admin preview share."""
+    return masking.MaskParams(method.value, strength, padding, format.value, quality)
+
+
+@router.post("/mask", response_class=Response, responses={200: IMAGE_RESPONSE, **PUBLIC_ERRORS},
+             dependencies=[Depends(deps.api_key)])
+async def mask(
+    image: UploadFile = File(description="the photo: JPEG, PNG, WebP, BMP, GIF or TIFF"),
+    detect: DetectParams = Depends(deps.detect_params),
+    params: masking.MaskParams = Depends(mask_params),
     settings: Settings = Depends(deps.settings),
     triton: TritonClient = Depends(deps.triton),
+    request_id: str = Depends(deps.request_id),
+    archive: archiving.Archive | None = Depends(recording.archive),
+    api_key_id: str | None = Depends(recording.api_key_id),
 ) -> Response:
     started = time.perf_counter()
     data = await read_upload(image, settings.max_upload_bytes)
-    photo = await masking.mask(
-        data, detect,
-        masking.MaskParams(method.value, strength, padding, format.value, quality),
-        triton, settings, started)
-    return Response(photo.content, media_type=photo.media_type, headers=photo.headers)
+    photo = await masking.mask(data, detect, params, triton, settings)
+    recorded = archiving.Recorded()
+    if archive is not None:
+        input_size = await triton.input_size(settings.detector)
+        body = masking.build_response(request_id, photo, detect, params, input_size, settings.detector,
+                                      len(data), started, with_image=False)
+        recorded = await archive.record_mask(data, photo, body, detect, params, api_key_id)
+    headers = masking.headers(photo, settings.detector, started, recorded.storage_ms) | recorded.headers()
+    return Response(photo.content, media_type=photo.media_type, headers=headers)

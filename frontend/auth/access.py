@@ -18,8 +18,20 @@ from frontend.ratelimit import Rate, RateLimitStore
 
 log = logging.getLogger("face_api.access")
 
-# Public endpoints guarded here -> the name of their rate limit.
-PROTECTED = {"/api/v1/detect": "detect", "/api/v1/mask": "mask"}
+# The recognition contract's endpoints that need a key (its GETs, /v1/health and
+# /v1/info/*, do not). They share one rate limit, "recognition".
+RECOGNITION_PATHS = (
+    "/v1/detect", "/v1/feature", "/v1/feature-only", "/v1/multi-feature", "/v1/embeddings",
+    "/v1/embeddings-only", "/v1/multi-embeddings", "/v1/score", "/v1/feature-score",
+    "/v1/file/detect", "/v1/file/feature", "/v1/file/feature-only", "/v1/file/embeddings",
+    "/v1/file/embeddings-only", "/v1/file/score",
+)
+# Public endpoints guarded here (POST only) -> the name of their rate limit.
+PROTECTED = {"/api/v1/detect": "detect", "/api/v1/mask": "mask",
+             **{path: "recognition" for path in RECOGNITION_PATHS}}
+# What a 429 says the limit applies to.
+LIMITED = {"detect": "/api/v1/detect", "mask": "/api/v1/mask", "recognition": "the /v1 endpoints"}
+# The recognition contract spells it x-api-key: HTTP header names are case-insensitive.
 API_KEY_HEADER = "X-API-Key"
 
 
@@ -50,22 +62,33 @@ class AccessControl:
             if refusal is not None:
                 return refusal
             caller = f"key:{admission.key_id}"
-        if self.limits is not None:
-            rate = self.rates[route]
-            decision = await self._hit(f"{route}:{caller}", rate)
-            if decision is not None:
-                reset = str(math.ceil(decision.reset_after_s))
-                admission.headers.update({"X-RateLimit-Limit": str(rate.count),
-                                          "X-RateLimit-Remaining": str(decision.remaining),
-                                          "X-RateLimit-Reset": reset})
-                if not decision.allowed:
-                    retry = str(max(1, math.ceil(decision.retry_after_s)))
-                    return Admission(429, f"rate limit exceeded: {rate} for /api/v1/{route}; "
-                                          f"retry in {retry} s",
-                                     {**admission.headers, "Retry-After": retry})
+        limited = await self.limit(route, caller)
+        admission.headers.update(limited.headers)
+        if limited.status != 200:
+            return limited
         if admission.key_id is not None and self.usage is not None:
             self.usage.record(admission.key_id)
         return admission
+
+    async def limit(self, route: str, caller: str) -> Admission:
+        """Count one request of `caller` against the rate `route`: the X-RateLimit-* headers,
+        or a 429 with Retry-After. Lets everything through when limits are disabled."""
+        if self.limits is None:
+            return Admission()
+        rate = self.rates[route]
+        decision = await self._hit(f"{route}:{caller}", rate)
+        if decision is None:
+            return Admission()
+        headers = {"X-RateLimit-Limit": str(rate.count), "X-RateLimit-Remaining": str(decision.remaining),
+                   "X-RateLimit-Reset": str(math.ceil(decision.reset_after_s))}
+        if decision.allowed:
+            return Admission(headers=headers)
+        retry = str(max(1, math.ceil(decision.retry_after_s)))
+        if route == "admin_login":
+            detail = f"too many login attempts: {rate}; retry in {retry} s"
+        else:
+            detail = f"rate limit exceeded: {rate} for {LIMITED.get(route, route)}; retry in {retry} s"
+        return Admission(429, detail, {**headers, "Retry-After": retry})
 
     async def _authenticate(self, api_key: str | None, admission: Admission) -> Admission | None:
         if not api_key:
@@ -112,6 +135,8 @@ class AccessMiddleware:
         extra = [(k.lower().encode(), v.encode()) for k, v in admission.headers.items()]
         if admission.status != 200:
             return await send_detail(send, admission.status, admission.detail, extra)
+        # Who asked, for the job records of storage-backed mode (request.state.api_key_id).
+        scope.setdefault("state", {})["api_key_id"] = admission.key_id
 
         async def send_with_limits(message):
             if message["type"] == "http.response.start" and extra:

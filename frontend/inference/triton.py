@@ -1,4 +1,5 @@
-"""The frontend's only door to Triton: async gRPC calls to the detect and mask pipelines.
+"""The frontend's only door to Triton: async gRPC calls to the detect, mask and
+recognize pipelines, and the server's and models' metadata.
 
 Errors come out as two exceptions the routers map onto HTTP: TritonUnavailable
 (server down, overloaded or too slow: 503) and InferenceRejected (Triton
@@ -20,6 +21,7 @@ UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED",
 DETECT_OUTPUTS = ("NUM_FACES", "SCORES", "BOXES", "LANDMARKS", "SCALE", "CANDIDATES",
                   "PREPROCESS_MS", "BLOB_MS", "DECODE_MS", "NMS_MS")
 MASK_OUTPUTS = ("MASKED", "REGIONS", "MASK_MS")
+RECOGNIZE_OUTPUTS = ("NUM_FACES", "SCORES", "BOXES", "LANDMARKS", "EMBEDDINGS")
 
 
 class TritonUnavailable(Exception):
@@ -57,6 +59,17 @@ class Masked:
     mask_ms: float  # time Triton spent masking
 
 
+@dataclass(frozen=True)
+class Recognized:
+    """Faces on one photo (or given aligned crops), each with its embedding."""
+
+    scores: np.ndarray  # (N,) best first (or the single largest face)
+    boxes: np.ndarray  # (N, 4) x1, y1, x2, y2 in photo pixels
+    landmarks: np.ndarray  # (N, 5, 2) as Faces.landmarks
+    embeddings: np.ndarray  # (N, D) float32, unit length; row i belongs to face i
+    inference_ms: float
+
+
 def _input(name: str, array: np.ndarray, datatype: str) -> InferInput:
     tensor = InferInput(name, list(array.shape), datatype)
     tensor.set_data_from_numpy(array)
@@ -69,6 +82,7 @@ class TritonClient:
         self.timeout_s = timeout_s
         self._client = InferenceServerClient(url)
         self._input_sizes: dict[str, tuple[int, int]] = {}
+        self._parameters: dict[str, dict[str, str]] = {}
 
     async def close(self) -> None:
         await self._client.close()
@@ -109,6 +123,36 @@ class TritonClient:
             mask_ms=float(result.as_numpy("MASK_MS")[0, 0]),
         )
 
+    async def recognize(self, pipeline: str, rgb: np.ndarray, confidence: float, nms_threshold: float,
+                        max_faces: int, largest_only: bool) -> Recognized:
+        """Run ``pipeline`` (recognize_<recognizer>) on one H×W×3 RGB photo: every face
+        (up to ``max_faces``, 0 = all) or only the largest, each with its embedding."""
+        inputs = [
+            _input("IMAGE", rgb, "UINT8"),
+            _input("CONFIDENCE", np.array([confidence], np.float32), "FP32"),
+            _input("NMS_THRESHOLD", np.array([nms_threshold], np.float32), "FP32"),
+            _input("MAX_FACES", np.array([max_faces], np.int32), "INT32"),
+            _input("LARGEST_ONLY", np.array([largest_only], np.bool_), "BOOL"),
+        ]
+        return await self._recognized(pipeline, inputs)
+
+    async def embed_aligned(self, pipeline: str, faces: np.ndarray) -> np.ndarray:
+        """(N, D) unit-length embeddings of (N, 112, 112, 3) uint8 RGB crops already aligned
+        onto the ArcFace template (detection and alignment are skipped)."""
+        recognized = await self._recognized(pipeline, [_input("ALIGNED", faces, "UINT8")])
+        return recognized.embeddings
+
+    async def _recognized(self, pipeline: str, inputs: list[InferInput]) -> Recognized:
+        result, inference_ms = await self._infer(pipeline, inputs, RECOGNIZE_OUTPUTS)
+        count = int(result.as_numpy("NUM_FACES")[0])
+        return Recognized(
+            scores=result.as_numpy("SCORES")[:count],
+            boxes=result.as_numpy("BOXES")[:count],
+            landmarks=result.as_numpy("LANDMARKS")[:count],
+            embeddings=result.as_numpy("EMBEDDINGS")[:count],
+            inference_ms=inference_ms,
+        )
+
     async def _infer(self, pipeline: str, inputs: list[InferInput],
                      outputs: tuple[str, ...]) -> tuple[InferResult, float]:
         """The pipeline's result and the milliseconds the frontend waited for it."""
@@ -123,6 +167,42 @@ class TritonClient:
             return bool(await self._client.is_model_ready(model, client_timeout=min(self.timeout_s, 2.0)))
         except InferenceServerException:
             return False
+
+    async def model_config(self, model: str) -> dict | None:
+        """Triton's configuration of ``model`` as JSON, or None when Triton has no such model."""
+        try:
+            response = await self._client.get_model_config(model, as_json=True,
+                                                           client_timeout=self.timeout_s)
+        except InferenceServerException as error:
+            if str(error.status()) in UNAVAILABLE:
+                raise TritonUnavailable(error.message() or str(error)) from None
+            return None
+        return response.get("config", response)
+
+    async def pipeline_parameters(self, pipeline: str) -> dict[str, str]:
+        """The string parameters of a model's config (e.g. recognize_*: detect_pipeline, recognizer)."""
+        if pipeline not in self._parameters:
+            config = await self.model_config(pipeline)
+            if config is None:
+                raise TritonUnavailable(f"the model {pipeline} is not loaded")
+            self._parameters[pipeline] = {
+                key: value.get("string_value", "") for key, value in config.get("parameters", {}).items()}
+        return self._parameters[pipeline]
+
+    async def ready_models(self) -> dict[str, str]:
+        """The models Triton has loaded and ready: name -> version, sorted by name."""
+        index = await self._call(self._client.get_model_repository_index, as_json=True)
+        ready = {m["name"]: str(m.get("version", "")) for m in index.get("models", [])
+                 if m.get("state") == "READY"}
+        return dict(sorted(ready.items()))
+
+    async def server_metadata(self) -> dict:
+        """Triton's name, version and extensions."""
+        return await self._call(self._client.get_server_metadata, as_json=True)
+
+    async def model_statistics(self, model: str) -> dict:
+        """Triton's inference statistics of ``model`` (counts, batch_stats, times)."""
+        return await self._call(self._client.get_inference_statistics, model, as_json=True)
 
     async def input_size(self, detector: str) -> tuple[int, int]:
         """(width, height) of the detector's input, read from its Triton config once."""

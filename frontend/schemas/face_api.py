@@ -15,8 +15,9 @@ class HealthResponse(BaseModel):
     supports_landmarks: bool
     database_enabled: bool
     database_ready: bool
-    storage_enabled: bool
-    storage_ready: bool
+    storage_enabled: bool = Field(description="storage-backed mode (FACE_API_STORAGE_ENABLED)")
+    storage_ready: bool = Field(description="object storage (local folder or S3 bucket) is reachable; "
+                                           "with storage enabled, /health is 503 until it is")
 
 
 class ImageInfo(BaseModel):
@@ -96,7 +97,8 @@ class Profiling(BaseModel):
     nms_ms: float = Field(description="non-maximum suppression, in Triton")
     mask_ms: float | None = None
     encode_ms: float | None = None
-    storage_ms: float | None = None
+    storage_ms: float | None = Field(
+        None, description="recording the upload and the job (storage-backed mode); null when storage is off")
     total_ms: float = Field(description="request received -> response ready, in the frontend")
     candidates_before_nms: int
     candidates_after_nms: int
@@ -111,13 +113,35 @@ class Profiling(BaseModel):
 
 class DetectResponse(BaseModel):
     request_id: str
-    image_id: str | None = None
-    job_id: str | None = None
+    image_id: str | None = Field(
+        None, description="the stored image (storage-backed mode); null when storage is off or failed")
+    job_id: str | None = Field(None, description="the stored job record; null like image_id")
     image: ImageInfo
     detections: list[Detection]
     summary: Summary
     processing: Processing
     profiling: Profiling
+
+
+class Masking(BaseModel):
+    method: str
+    strength: int
+    padding: float
+    regions_masked: int = Field(description="face regions actually masked")
+
+
+class MaskOutput(BaseModel):
+    format: str
+    quality: int
+    size_bytes: int
+    image_base64: str = Field(description="the masked photo, base64 of the encoded bytes")
+
+
+class MaskResponse(DetectResponse):
+    """The admin preview (POST /api/v1/admin/test/mask): DetectResponse + masking + output."""
+
+    masking: Masking
+    output: MaskOutput
 
 
 class ErrorResponse(BaseModel):
@@ -152,5 +176,9 @@ MASK_RESPONSE_HEADERS = {
     "X-Mask-Ms": "masking alone, inside Triton",
     "X-Encode-Ms": "encoding the output image",
     "X-Decode-Ms": "decoding the upload",
+    "X-Storage-Ms": "recording the upload and the job (storage-backed mode only)",
     "X-Total-Ms": "request received -> response ready",
+    "X-Image-Id": "the stored image (storage-backed mode, when recording succeeded)",
+    "X-Job-Id": "the stored job record (storage-backed mode, when recording succeeded)",
+    "X-Storage-Error": "why the call was not recorded (storage-backed mode; the image is still returned)",
 }

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from dataclasses import dataclass
 
 from anyio import to_thread
 
-from frontend.imaging.decode import decode_image
+from frontend.imaging.decode import DecodedImage, decode_image
 from frontend.imaging.encode import MEDIA_TYPES, encode_image
 from frontend.inference.triton import TritonClient
+from frontend.schemas import face_api as schema
+from frontend.services import detection
 from frontend.services.detection import DetectParams
 from frontend.settings import Settings
 
@@ -25,18 +28,23 @@ class MaskParams:
 
 @dataclass(frozen=True)
 class MaskedPhoto:
-    content: bytes
+    image: DecodedImage  # the upload, decoded
+    detected: detection.Detected  # the faces found, as /detect describes them
+    regions: int  # face regions actually masked
+    content: bytes  # the encoded result
     media_type: str
-    headers: dict[str, str]
+    inference_ms: float  # the Triton call as the frontend waited for it
+    mask_ms: float  # masking alone, inside Triton
+    encode_ms: float
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000.0:.2f}"
+def _ms(value: float) -> str:
+    return f"{value:.2f}"
 
 
 async def mask(data: bytes, detect: DetectParams, params: MaskParams, triton: TritonClient,
-               settings: Settings, started: float) -> MaskedPhoto:
-    """Decode, detect + mask in one Triton call, encode; ``started`` = perf_counter() at arrival."""
+               settings: Settings) -> MaskedPhoto:
+    """Decode, detect + mask in one Triton call, encode."""
     t0 = time.perf_counter()
     image = await to_thread.run_sync(decode_image, data, settings.max_image_pixels)
     t1 = time.perf_counter()
@@ -47,13 +55,42 @@ async def mask(data: bytes, detect: DetectParams, params: MaskParams, triton: Tr
     content = await to_thread.run_sync(encode_image, masked.image, params.format, params.quality,
                                        image.alpha)
     t3 = time.perf_counter()
-    headers = {
-        "X-Face-Count": str(len(masked.faces.scores)),
-        "X-Model": settings.detector,
-        "X-Inference-Ms": _ms(t2 - t1),
-        "X-Mask-Ms": f"{masked.mask_ms:.2f}",
-        "X-Encode-Ms": _ms(t3 - t2),
-        "X-Decode-Ms": _ms(t1 - t0),
-        "X-Total-Ms": _ms(t3 - started),
+    return MaskedPhoto(image, detection.Detected(image, masked.faces, (t1 - t0) * 1000.0), masked.regions,
+                       content, MEDIA_TYPES[params.format], (t2 - t1) * 1000.0, masked.mask_ms,
+                       (t3 - t2) * 1000.0)
+
+
+def headers(photo: MaskedPhoto, model: str, started: float,
+            storage_ms: float | None = None) -> dict[str, str]:
+    """The contract's X-* headers; ``started`` = perf_counter() when the request arrived."""
+    values = {
+        "X-Face-Count": str(len(photo.detected.faces.scores)),
+        "X-Model": model,
+        "X-Inference-Ms": _ms(photo.inference_ms),
+        "X-Mask-Ms": _ms(photo.mask_ms),
+        "X-Encode-Ms": _ms(photo.encode_ms),
+        "X-Decode-Ms": _ms(photo.detected.decode_ms),
     }
-    return MaskedPhoto(content, MEDIA_TYPES[params.format], headers)
+    if storage_ms is not None:
+        values["X-Storage-Ms"] = _ms(storage_ms)
+    values["X-Total-Ms"] = _ms((time.perf_counter() - started) * 1000.0)
+    return values
+
+
+def build_response(request_id: str, photo: MaskedPhoto, detect: DetectParams, params: MaskParams,
+                   input_size: tuple[int, int], model: str, size_bytes: int, started: float,
+                   with_image: bool = True) -> schema.MaskResponse:
+    """The MaskResponse: DetectResponse fields + masking + output (base64 of the result
+    unless ``with_image`` is false, as in stored job records, where it is "")."""
+    described = detection.build_response(request_id, photo.detected, detect, input_size, model,
+                                         size_bytes, started)
+    described.profiling.mask_ms = round(photo.mask_ms, 2)
+    described.profiling.encode_ms = round(photo.encode_ms, 2)
+    described.profiling.output_bytes = len(photo.content)
+    return schema.MaskResponse(
+        **dict(described),
+        masking=schema.Masking(method=params.method, strength=params.strength, padding=params.padding,
+                               regions_masked=photo.regions),
+        output=schema.MaskOutput(format=params.format, quality=params.quality, size_bytes=len(photo.content),
+                                 image_base64=base64.b64encode(photo.content).decode() if with_image else ""),
+    )

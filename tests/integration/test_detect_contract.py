@@ -23,7 +23,7 @@ def test_health_reports_the_served_model(client):
     assert response.json() == {
         "status": "ok", "model": "scrfd_500m", "model_loaded": True, "input_size": [640, 640],
         "supports_landmarks": True, "database_enabled": True, "database_ready": True,
-        "storage_enabled": False, "storage_ready": False,
+        "storage_enabled": True, "storage_ready": True,
     }
     uuid.UUID(response.headers["x-request-id"])
 
@@ -43,7 +43,9 @@ def test_detect_response_has_every_documented_field(client, photos):
     assert set(body) == {"request_id", "image_id", "job_id", "image", "detections", "summary",
                          "processing", "profiling"}
     assert body["request_id"] == response.headers["x-request-id"]
-    assert body["image_id"] is None and body["job_id"] is None
+    # The session stack runs in storage-backed mode (the default): the call was recorded.
+    assert body["image_id"] == response.headers["x-image-id"]
+    assert body["job_id"] == response.headers["x-job-id"]
     assert body["image"] == {"width": 500, "height": 665, "channels": 3,
                              "size_bytes": len(photos["gdp.jpg"])}
     assert set(body["profiling"]) == PROFILING_FIELDS
@@ -98,7 +100,7 @@ def test_processing_and_profiling_are_measured(client, photos):
     assert profiling["inference_ms"] > profiling["preprocess_ms"] + profiling["postprocess_ms"]
     assert profiling["total_ms"] >= profiling["inference_ms"] + profiling["decode_ms"]
     assert profiling["mask_ms"] is None and profiling["encode_ms"] is None
-    assert profiling["output_bytes"] is None and profiling["storage_ms"] is None
+    assert profiling["output_bytes"] is None and profiling["storage_ms"] > 0  # storage-backed mode
 
 
 def test_defaults_match_the_contract(client, photos):

@@ -28,22 +28,13 @@ from frontend.auth.api_keys import ApiKeyRecord, ApiKeyStore, UsageCounter, hash
 from frontend.persistence import migrate, tables
 from frontend.persistence.database import create_database, is_ready
 from frontend.persistence.tables import api_keys
-from tests.support.postgres import PostgresServer, PostgresUnavailable
+from tests.support.postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = ["sqlite", "postgresql"]
 
 
 # --- fixtures ---
-
-@pytest.fixture(scope="session")
-def postgres_server():
-    try:
-        server = PostgresServer.find_or_start()
-    except PostgresUnavailable as error:
-        pytest.fail(str(error))
-    yield server
-    server.close()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -105,23 +96,29 @@ async def test_upgrade_downgrade_upgrade(empty_url):
     assert migrate.current(empty_url) is None
     assert "api_keys" not in await table_names(empty_url)
 
-    migrate.upgrade(empty_url)
-    assert migrate.current(empty_url) == migrate.head() == "0001"
+    migrate.upgrade(empty_url, "0001")
+    assert migrate.current(empty_url) == "0001"
     assert {"api_keys", "alembic_version"} <= await table_names(empty_url)
+    assert "images" not in await table_names(empty_url)
 
     async with connected(empty_url) as db:
         record, key = await ApiKeyStore(db).create("survives a second upgrade")
+    migrate.upgrade(empty_url)  # 0001 -> head keeps the keys
+    assert migrate.current(empty_url) == migrate.head() == "0002"
+    assert {"images", "jobs", "cleanup_tasks", "admin_sessions"} <= await table_names(empty_url)
     migrate.upgrade(empty_url)  # at head already: nothing happens, nothing is lost
-    assert migrate.current(empty_url) == "0001"
+    assert migrate.current(empty_url) == "0002"
     async with connected(empty_url) as db:
         assert (await ApiKeyStore(db).find(key)) == record
 
+    migrate.downgrade(empty_url, "0001")
+    assert "images" not in await table_names(empty_url)
     migrate.downgrade(empty_url, "base")
     assert migrate.current(empty_url) is None
     assert "api_keys" not in await table_names(empty_url)
 
     migrate.upgrade(empty_url)
-    assert migrate.current(empty_url) == "0001"
+    assert migrate.current(empty_url) == "0002"
     async with connected(empty_url) as db:
         assert await ApiKeyStore(db).count() == 0
 
@@ -152,7 +149,7 @@ async def test_concurrent_upgrades_do_not_collide(empty_url):
               for _ in range(4)]
     outputs = [racer.communicate(timeout=120)[0] for racer in racers]
     assert [racer.returncode for racer in racers] == [0] * 4, "\n".join(outputs)
-    assert migrate.current(empty_url) == "0001"
+    assert migrate.current(empty_url) == migrate.head()
     async with connected(empty_url) as db:
         assert await ApiKeyStore(db).count() == 0
         if db.url.dialect == "sqlite":

@@ -5,6 +5,7 @@ on PostgreSQL) in test_access_postgres_redis.py."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import httpx
@@ -12,7 +13,7 @@ import pytest
 
 from frontend.ratelimit import Rate, RedisStore
 from tests.integration.conftest import sample
-from tests.integration.stack import start_stack
+from tests.integration.stack import ADMIN_PASSWORD, start_stack
 from tests.support.redis_server import redis_url
 
 TINY = sample("yaoming.jpg").read_bytes()
@@ -44,7 +45,8 @@ def assert_refusals_are_documented(responses: list[httpx.Response], rate: str) -
 def single_node(tmp_path_factory):
     stack = start_stack(tmp_path_factory.mktemp("limits"), env={
         "FACE_API_API_KEY_ENABLED": "false", "FACE_API_WORKERS": "2",
-        "FACE_API_RATE_LIMIT_DETECT": "5/minute", "FACE_API_RATE_LIMIT_MASK": "3/minute"})
+        "FACE_API_RATE_LIMIT_DETECT": "5/minute", "FACE_API_RATE_LIMIT_MASK": "3/minute",
+        "FACE_API_RATE_LIMIT_ADMIN_LOGIN": "3/minute"})
     yield stack
     stack.stop()
 
@@ -77,6 +79,53 @@ def test_each_endpoint_has_its_own_limit(single_node):
     responses = asyncio.run(burst(single_node.url, "/api/v1/mask", 6))
     assert statuses(responses) == {200: 3, 429: 3}
     assert_refusals_are_documented(responses, "3/minute")
+
+
+def from_address(stack, address: str, **kwargs) -> httpx.Client:
+    """A client that connects from `address` (any 127.x.y.z is this host): its own allowance.
+    One kept-alive connection, so one worker answers all its requests."""
+    transport = httpx.HTTPTransport(local_address=address)
+    return httpx.Client(base_url=stack.url, timeout=30, transport=transport, **kwargs)
+
+
+def assert_login_refusal(response: httpx.Response) -> None:
+    assert response.status_code == 429, response.text
+    assert "set-cookie" not in response.headers
+    assert int(response.headers["retry-after"]) >= 1
+    assert re.fullmatch(r"too many login attempts: 3/minute; retry in \d+ s", response.json()["detail"])
+
+
+def test_admin_login_is_limited_per_address(single_node):
+    """Every attempt counts, good or bad; past the limit even the right password gets 429."""
+    def login(http: httpx.Client, password: str) -> httpx.Response:
+        return http.post("/api/v1/admin/auth/login", json={"username": "admin", "password": password})
+
+    with from_address(single_node, "127.0.0.2") as http:
+        first = [login(http, "wrong-password-guess") for _ in range(2)]
+        assert [r.status_code for r in first] == [401, 401]
+        assert [r.headers["x-ratelimit-remaining"] for r in first] == ["2", "1"]
+        assert login(http, ADMIN_PASSWORD).status_code == 204  # the third attempt, still allowed
+        assert_login_refusal(login(http, ADMIN_PASSWORD))
+        assert_login_refusal(login(http, "wrong-password-guess"))
+    with from_address(single_node, "127.0.0.3") as other:
+        assert login(other, ADMIN_PASSWORD).status_code == 204
+
+
+def test_wrong_basic_passwords_spend_the_login_allowance(single_node):
+    """Otherwise HTTP Basic would be a way around the login limit for a password guesser."""
+    session = "/api/v1/admin/auth/session"
+    with from_address(single_node, "127.0.0.4") as http:
+        for _ in range(5):  # right passwords cost nothing
+            assert http.get(session, auth=("admin", ADMIN_PASSWORD)).status_code == 200
+        wrong = [http.get(session, auth=("admin", f"guess-{i}-password")).status_code for i in range(3)]
+        assert wrong == [401, 401, 401]
+        assert_login_refusal(http.get(session, auth=("admin", "guess-4-password")))
+        # Locked out: the right password gets the same answer, so the answer tells nothing.
+        assert_login_refusal(http.get(session, auth=("admin", ADMIN_PASSWORD)))
+        assert_login_refusal(http.post("/api/v1/admin/auth/login",
+                                       json={"username": "admin", "password": ADMIN_PASSWORD}))
+    with from_address(single_node, "127.0.0.5") as other:
+        assert other.get(session, auth=("admin", ADMIN_PASSWORD)).status_code == 200
 
 
 def test_redis_store_shares_one_allowance_between_clients():

@@ -12,6 +12,8 @@ MODEL_DIRS = (
     REPO_ROOT / "model_repository" / "face_letterbox" / "1",
     REPO_ROOT / "model_repository" / "scrfd_postprocess" / "1",
     REPO_ROOT / "model_repository" / "face_mask" / "1",
+    REPO_ROOT / "model_repository" / "face_align" / "1",
+    REPO_ROOT / "model_repository" / "yunet_postprocess" / "1",
 )
 
 for directory in (REPO_ROOT, *MODEL_DIRS):

@@ -57,3 +57,60 @@ def test_detect_and_mask_share_the_detection_parameters(spec):
 def test_keys_without_a_database_are_refused_at_start():
     with pytest.raises(RuntimeError, match="API keys live in the database"):
         create_app(Settings(database_enabled=False, api_key_enabled=True))
+
+
+def test_storage_without_a_database_is_refused_at_start():
+    with pytest.raises(RuntimeError, match="keeps images and jobs in the database"):
+        create_app(Settings(database_enabled=False, api_key_enabled=False, storage_enabled=True))
+
+
+RECOGNITION_POSTS = ["/v1/detect", "/v1/feature", "/v1/feature-only", "/v1/multi-feature", "/v1/embeddings",
+                     "/v1/embeddings-only", "/v1/multi-embeddings", "/v1/score", "/v1/feature-score",
+                     "/v1/file/detect", "/v1/file/feature", "/v1/file/feature-only", "/v1/file/embeddings",
+                     "/v1/file/embeddings-only", "/v1/file/score"]
+# The recognition contract's schema names (seeds/002); DetectResponse and BoundingBox are
+# taken by the face-api contract and appear as V1DetectResponse and V1BoundingBox.
+RECOGNITION_SCHEMAS = {
+    "DetectReqBody", "DetectResult", "Landmark", "FeatureReqBody", "FeatureResponse", "FeatureInfoResult",
+    "MultiFeatureReqBody", "MultiFeatureResponse", "EmbeddingsReqBody", "EmbeddingsResponse",
+    "EmbeddingsInfoResult", "MultiEmbeddingsReqBody", "MultiEmbeddingsResponse", "ScoreReqBody",
+    "ScoreResponse", "FeatureScoreReqBody", "FeatureScoreResponse", "HTTPValidationError", "ValidationError",
+    "V1DetectResponse", "V1BoundingBox"}
+
+
+@pytest.mark.parametrize("path", RECOGNITION_POSTS)
+def test_recognition_posts_declare_the_key_and_the_validation_list(spec, path):
+    operation = spec["paths"][path]["post"]
+    assert operation["security"] == [{"APIKeyHeader": []}]
+    assert {"401", "403", "413", "429", "503"} <= set(operation["responses"])
+    assert operation["responses"]["422"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/HTTPValidationError"}
+
+
+@pytest.mark.parametrize("path", ["/v1/health", "/v1/info/server", "/v1/info/model",
+                                  "/v1/info/model/{model_name}"])
+def test_recognition_gets_need_no_key(spec, path):
+    assert "security" not in spec["paths"][path]["get"]
+
+
+def test_component_names_are_the_contracts(spec):
+    names = set(spec["components"]["schemas"])
+    assert RECOGNITION_SCHEMAS <= names
+    assert {"DetectResponse", "BoundingBox", "Detection", "HealthResponse"} <= names  # face-api, unchanged
+    assert not [name for name in names if "__" in name]
+    detect = spec["paths"]["/v1/detect"]["post"]
+    assert detect["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/DetectReqBody"}
+    assert detect["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/V1DetectResponse"}
+    assert spec["components"]["schemas"]["V1BoundingBox"]["properties"].keys() == {"left", "top", "right",
+                                                                                   "bottom"}
+
+
+def test_detect_request_defaults_are_the_contracts(spec):
+    fields = spec["components"]["schemas"]["DetectReqBody"]["properties"]
+    assert {name: fields[name].get("default") for name in ("seq", "maxResults", "detectSortType")} == {
+        "seq": 0, "maxResults": 750, "detectSortType": 0}
+    assert spec["components"]["schemas"]["DetectReqBody"]["required"] == ["image"]
+    multi = spec["components"]["schemas"]["MultiFeatureReqBody"]["properties"]
+    assert multi["maxResults"]["default"] == 128

@@ -1,0 +1,53 @@
+"""GET /api/v1/files/{key}: the local backend's signed download links.
+
+No API key: the signature is the credential (frontend/storage/signing.py). With
+the s3 backend, links are presigned S3 URLs and this route answers 501.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from frontend.errors import ApiError
+from frontend.storage import ObjectNotFound, ObjectStoreError
+from frontend.storage.local import LocalObjectStore
+from frontend.storage.signing import ExpiredLink, InvalidLink
+
+router = APIRouter(tags=["files"])
+
+ERRORS = {403: {"description": "invalid download link, or download link expired"},
+          404: {"description": "the object no longer exists"},
+          501: {"description": "storage is disabled, or the s3 backend serves its own links"},
+          503: {"description": "object storage is unavailable"}}
+
+
+@router.get("/api/v1/files/{key:path}", response_class=Response, responses={
+    200: {"description": "the object's bytes", "content": {"image/*": {}, "application/octet-stream": {}}},
+    **ERRORS})
+async def download(request: Request, key: str, expires: str | None = None,
+                   signature: str | None = None) -> Response:
+    """An object behind a link from ``processed_url`` and the like; it works until ``expires``."""
+    store = getattr(request.app.state, "objects", None)
+    if not isinstance(store, LocalObjectStore):
+        raise ApiError(501, "download links are served here only by the local storage backend")
+    try:
+        seconds_left = store.signer.verify(key, expires, signature)
+        data = await store.get(key)
+    except (InvalidLink, ExpiredLink) as error:
+        raise ApiError(403, str(error)) from None
+    except ObjectNotFound:
+        raise ApiError(404, "the file no longer exists") from None
+    except ValueError:  # a key no link was ever made for
+        raise ApiError(403, "invalid download link") from None
+    except ObjectStoreError:
+        raise ApiError(503, "object storage is unavailable; try again shortly",
+                       {"Retry-After": "5"}) from None
+    return Response(data, media_type=mimetypes.guess_type(key)[0] or "application/octet-stream", headers={
+        "Cache-Control": f"private, max-age={seconds_left}",
+        "X-Content-Type-Options": "nosniff",
+        # Served from the API's origin: never let an object act as a page there.
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+    })
