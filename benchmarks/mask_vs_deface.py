@@ -27,17 +27,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
-import httpx
 import numpy as np
 from turbojpeg import TJPF_RGB, TurboJPEG
 
-from benchmarks.detect_throughput import percentile, service
+from benchmarks.harness import add_service_arguments, client, percentile, service, time_requests, time_threads
 from tests.integration.stack import ROOT
 from tests.reference.scrfd_reference import ReferenceSCRFD
 
@@ -116,59 +113,36 @@ def run_in_process(photos: dict[str, bytes], concurrency: int, requests: int, tu
                    truth: dict) -> dict:
     reference = ReferenceSCRFD(ROOT / "model_repository/scrfd_500m/1/model.onnx", threads=1)
     names = list(photos)
-    latencies: list[float] = []
     outputs: dict[str, bytes] = {}
-    lock = threading.Lock()
 
     def one(i: int) -> None:
         name = names[i % len(names)]
-        started = time.perf_counter()
         rgb = turbo.decode(photos[name], pixel_format=TJPF_RGB)
         faces = reference.detect(rgb)
         masked, _ = mask_faces(rgb, faces.boxes, "gaussian", 199, 0.15)
-        encoded = turbo.encode(masked, quality=95, pixel_format=TJPF_RGB)
-        with lock:
-            latencies.append(time.perf_counter() - started)
-            outputs[name] = encoded
+        outputs[name] = turbo.encode(masked, quality=95, pixel_format=TJPF_RGB)
 
     for i in range(len(names)):  # warm-up
         one(i)
-    latencies.clear()
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(one, range(requests)))
-    elapsed = time.perf_counter() - started
+    latencies, elapsed = time_threads(one, concurrency, requests)
     return row("in-process reference", concurrency, latencies, elapsed, photos, outputs, turbo, truth)
 
 
 async def run_service(url: str, api_key: str | None, photos: dict[str, bytes], concurrency: int,
                       requests: int, turbo: TurboJPEG, truth: dict) -> dict:
     names = list(photos)
-    latencies: list[float] = []
     outputs: dict[str, bytes] = {}
-    counter = iter(range(requests))
-    headers = {"X-API-Key": api_key} if api_key else {}
-    async with httpx.AsyncClient(base_url=url, timeout=120, headers=headers,
-                                 limits=httpx.Limits(max_connections=concurrency)) as http:
-        async def one(name: str) -> None:
-            started = time.perf_counter()
+    async with client(url, api_key, concurrency) as http:
+        async def one(i: int) -> None:
+            name = names[i % len(names)]
             response = await http.post("/api/v1/mask", params={"method": "gaussian", "format": "jpeg"},
                                        files={"image": (name, photos[name])})
             response.raise_for_status()
-            latencies.append(time.perf_counter() - started)
             outputs[name] = response.content
 
-        for name in names:  # warm-up
-            await one(name)
-        latencies.clear()
-
-        async def worker() -> None:
-            for i in counter:
-                await one(names[i % len(names)])
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+        for i in range(len(names)):  # warm-up
+            await one(i)
+        latencies, elapsed = await time_requests(one, concurrency, requests)
     return row("service (HTTP -> Triton)", concurrency, latencies, elapsed, photos, outputs, turbo, truth)
 
 
@@ -184,10 +158,7 @@ def row(label, concurrency, latencies, elapsed, photos, outputs, turbo, truth) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", help="a running service (default: start one)")
-    parser.add_argument("--api-key", help="X-API-Key for --url (a started stack uses its first key)")
-    parser.add_argument("--requests", type=int, default=90, help="requests per measurement")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    add_service_arguments(parser, requests=90, concurrency=[1, 8])
     parser.add_argument("--deface-copies", type=int, default=8, help="copies of each photo for deface")
     args = parser.parse_args()
     turbo = TurboJPEG()
@@ -200,7 +171,7 @@ def main() -> None:
 
     print("measuring deface …", flush=True)
     rows = [run_deface(photos, args.deface_copies, turbo, truth)]
-    with service(args.url, args.api_key) as (url, api_key):
+    with service(args.url, args.api_key, args.storage) as (url, api_key):
         for concurrency in args.concurrency:
             print(f"measuring concurrency {concurrency} …", flush=True)
             rows.append(run_in_process(photos, concurrency, args.requests, turbo, truth))
