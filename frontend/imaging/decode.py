@@ -86,7 +86,7 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
     return _decode_with_pillow(data, max_pixels)
 
 
-def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+def check_pixels(width: int, height: int, max_pixels: int) -> None:
     if width < 1 or height < 1:
         raise ApiError(400, f"the image has no pixels ({width}x{height})")
     if width * height > max_pixels:
@@ -102,7 +102,7 @@ def _decode_jpeg(data: bytes, max_pixels: int) -> DecodedImage | None:
         width, height, _, colorspace = turbo.decode_header(data)
     except OSError:
         return None  # let Pillow produce the precise error
-    _check_pixels(width, height, max_pixels)
+    check_pixels(width, height, max_pixels)
     if colorspace not in (0, 1, 2):  # RGB, YCbCr, grey; CMYK/YCCK go through Pillow
         return None
     try:
@@ -111,11 +111,11 @@ def _decode_jpeg(data: bytes, max_pixels: int) -> DecodedImage | None:
         raise ApiError(400, f"the JPEG is corrupt and cannot be decoded ({error})") from None
     except TruncatedJpeg:
         raise ApiError(400, "the JPEG is truncated (premature end of data)") from None
-    pixels = orient(pixels, _exif_orientation(data))
+    pixels = orient(pixels, exif_orientation(data))
     return DecodedImage(np.ascontiguousarray(pixels), 1 if colorspace == 2 else 3, "JPEG")
 
 
-def _exif_orientation(data: bytes) -> int:
+def exif_orientation(data: bytes) -> int:
     """The EXIF orientation tag (1..8), read from the header only; 1 when absent or unreadable."""
     try:
         with Image.open(io.BytesIO(data)) as header:
@@ -155,7 +155,7 @@ def _decode_with_pillow(data: bytes, max_pixels: int) -> DecodedImage:
         raise ApiError(400, f"the image is truncated or corrupt ({error})") from None
     if image.format not in PILLOW_FORMATS:
         raise ApiError(415, f"{image.format} images are not supported; send {SUPPORTED}")
-    _check_pixels(image.width, image.height, max_pixels)
+    check_pixels(image.width, image.height, max_pixels)
     channels = len(image.getbands())
     fmt = image.format  # exif_transpose returns a copy without it
     try:

@@ -27,6 +27,8 @@ class StoredImageResponse(BaseModel):
     processed_url: str | None = Field(
         description="download URL of the newest processed (masked) output; null when the image was "
                     "never masked. Signed for FACE_API_S3_PUBLIC_ENDPOINT when that is set")
+    processed_job_id: str | None = Field(
+        None, description="the mask job that made processed_url (for its thumbnail); null like processed_url")
     created_at: datetime = Field(description="first upload, UTC")
 
 

@@ -33,7 +33,7 @@ from frontend.schemas.face_api import DetectResponse, MaskMethod, MaskResponse
 from frontend.services.detection import DetectParams
 from frontend.services.masking import MaskedPhoto, MaskParams
 from frontend.settings import Settings
-from frontend.storage import ObjectStore, ObjectStoreError, open_object_store
+from frontend.storage import ObjectNotFound, ObjectStore, ObjectStoreError, open_object_store
 
 log = logging.getLogger("face_api.archive")
 
@@ -336,22 +336,41 @@ class Archive:
         return schema.JobDetailResponse(**dict(job), result=row["result"])
 
     async def original_url(self, image_id: str) -> str | None:
-        image_id = parse_id(image_id)
-        if image_id is None:
-            return None
-        key = await self.database.fetch_val(sa.select(images.c.object_key).where(images.c.id == image_id))
+        key = await self.original_object(image_id)
         return await self._url(key) if key is not None else None
 
     async def processed_url(self, job_id: str) -> tuple[bool, str | None]:
         """(the job exists, URL of its processed output or None when it has none)."""
+        found, key = await self.processed_object(job_id)
+        return found, (await self._url(key, public=True) if key is not None else None)
+
+    async def original_object(self, image_id: str) -> str | None:
+        """The object key of an image's original; None when there is no such image."""
+        image_id = parse_id(image_id)
+        if image_id is None:
+            return None
+        return await self.database.fetch_val(sa.select(images.c.object_key).where(images.c.id == image_id))
+
+    async def processed_object(self, job_id: str) -> tuple[bool, str | None]:
+        """(the job exists, the object key of its processed output or None when it has none)."""
         job_id = parse_id(job_id)
         if job_id is None:
             return False, None
         row = await self.database.fetch_one(sa.select(jobs.c.processed_key).where(jobs.c.id == job_id))
-        if row is None:
-            return False, None
-        key = row["processed_key"]
-        return True, (await self._url(key, public=True) if key is not None else None)
+        return (False, None) if row is None else (True, row["processed_key"])
+
+    async def read_object(self, key: str, what: str) -> bytes:
+        """An object's bytes. ApiError 404 when the store no longer has it (deleted meanwhile, or
+        lost), 503 when the store fails; ``what`` names it in the 404's detail."""
+        try:
+            return await self.objects.get(key)
+        except ObjectNotFound:
+            log.warning("object %s is referenced but missing from object storage", key)
+            raise ApiError(404, f"the {what} is no longer in object storage") from None
+        except ObjectStoreError as error:
+            log.warning("cannot read %s: %r", key, error)
+            raise ApiError(503, "object storage is unavailable; try again shortly",
+                           {"Retry-After": "5"}) from None
 
     async def stats(self, now: datetime | None = None) -> schema.StatsResponse:
         now = now or datetime.now(UTC)
@@ -397,6 +416,7 @@ class Archive:
             height=row["height"], channels=row["channels"], size_bytes=row["size_bytes"],
             job_count=row["job_count"], original_url=await self._url(row["object_key"]),
             processed_url=await self._url(latest, public=True) if latest else None,
+            processed_job_id=row["latest_processed_job"] if latest else None,
             created_at=utc(row["created_at"]))
 
     async def _job(self, row: Any) -> schema.JobResponse:
@@ -513,10 +533,13 @@ class Archive:
 def _image_query() -> sa.Select:
     job_count = (sa.select(sa.func.count()).select_from(jobs).where(jobs.c.image_id == images.c.id)
                  .scalar_subquery())
-    latest = (sa.select(jobs.c.processed_key)
-              .where(jobs.c.image_id == images.c.id, jobs.c.processed_key.is_not(None))
-              .order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(1).scalar_subquery())
-    return sa.select(images, job_count.label("job_count"), latest.label("latest_processed"))
+    def latest(column: sa.Column) -> sa.ScalarSelect:
+        return (sa.select(column).where(jobs.c.image_id == images.c.id, jobs.c.processed_key.is_not(None))
+                .order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(1).scalar_subquery())
+
+    return sa.select(images, job_count.label("job_count"),
+                     latest(jobs.c.processed_key).label("latest_processed"),
+                     latest(jobs.c.id).label("latest_processed_job"))
 
 
 def _job_query(with_result: bool) -> sa.Select:

@@ -119,6 +119,7 @@ def test_mask_records_the_output_too(client, admin, photos):
     # The same object; the signatures differ when the two links were signed in different seconds.
     assert image["content_type"] == "image/jpeg"
     assert urlsplit(image["processed_url"]).path == urlsplit(job["processed_url"]).path
+    assert image["processed_job_id"] == job_id
     original = download(admin, f"/images/{image_id}/download")
     assert original.content == data and original.headers["content-type"] == "image/jpeg"
 
@@ -177,8 +178,8 @@ def test_images_are_listed_newest_first(client, admin, photos):
     assert [item["id"] for item in listed["items"]] == ids[::-1]
     item = listed["items"][0]
     assert set(item) == {"id", "sha256", "content_type", "width", "height", "channels", "size_bytes",
-                         "job_count", "original_url", "processed_url", "created_at"}
-    assert item["job_count"] == 1 and item["processed_url"] is None
+                         "job_count", "original_url", "processed_url", "processed_job_id", "created_at"}
+    assert item["job_count"] == 1 and item["processed_url"] is None and item["processed_job_id"] is None
 
 
 def test_pagination_edges(client, admin, photos):

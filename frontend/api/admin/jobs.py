@@ -1,19 +1,31 @@
-"""The job records: list (filtered by type and method), detail, and a redirect to the output."""
+"""The job records: list (filtered by type and method), detail, a redirect to the output, and
+the output's thumbnail."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import RedirectResponse
 
+from frontend.api import dependencies as deps
 from frontend.api import recording
-from frontend.api.admin.images import FOUND, NOT_FOUND, STORAGE_ERRORS
+from frontend.api.admin.images import (
+    FOUND,
+    IF_NONE_MATCH,
+    NOT_FOUND,
+    STORAGE_ERRORS,
+    THUMBNAIL,
+    THUMBNAIL_SIZE,
+    thumbnail_response,
+)
 from frontend.errors import ApiError
 from frontend.schemas.archive import JobDetailResponse, JobResponse, JobType
 from frontend.schemas.face_api import MaskMethod
 from frontend.schemas.pagination import PageParams, PaginatedResponse, page_params
 from frontend.services.archive import Archive
+from frontend.settings import Settings
 
 router = APIRouter()
+NO_OUTPUT = "this job has no processed image"
 
 
 def _missing(job_id: str) -> ApiError:
@@ -50,5 +62,20 @@ async def download_job(job_id: str,
     if not found:
         raise _missing(job_id)
     if url is None:
-        raise ApiError(404, "this job has no processed image")
+        raise ApiError(404, NO_OUTPUT)
     return RedirectResponse(url, status_code=302)
+
+
+@router.get("/jobs/{job_id}/thumbnail", response_class=Response,
+            responses={**THUMBNAIL, **STORAGE_ERRORS, **NOT_FOUND},
+            summary="A JPEG thumbnail of the processed image (mask jobs)")
+async def job_thumbnail(job_id: str, size: int = THUMBNAIL_SIZE,
+                        if_none_match: str | None = IF_NONE_MATCH,
+                        settings: Settings = Depends(deps.settings),
+                        archive: Archive = Depends(recording.required_archive)) -> Response:
+    found, key = await archive.processed_object(job_id)
+    if not found:
+        raise _missing(job_id)
+    if key is None:
+        raise ApiError(404, NO_OUTPUT)
+    return await thumbnail_response(archive, key, "processed image", size, if_none_match, settings)
