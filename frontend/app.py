@@ -13,6 +13,7 @@ from frontend.api import admin, detect, files, health, mask, recognition
 from frontend.auth.access import AccessControl, AccessMiddleware
 from frontend.auth.admin import admin_auth
 from frontend.auth.api_keys import ApiKeyStore, UsageCounter
+from frontend.console.router import router as console_router
 from frontend.inference.triton import InferenceRejected, TritonClient, TritonUnavailable
 from frontend.middleware import MULTIPART_OVERHEAD, RECOGNITION_BODY_FACTOR, RequestContext
 from frontend.persistence.database import create_database
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mask.router)
     app.include_router(admin.router)
     app.include_router(files.router)
+    app.include_router(console_router)
     # RequestContext refuses a too-long Content-Length up front; this also stops a
     # chunked /v1 body (no Content-Length) at the same size while it is read.
     app.include_router(recognition.router, max_body_size=RECOGNITION_BODY_FACTOR * settings.max_upload_bytes
