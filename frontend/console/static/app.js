@@ -67,11 +67,14 @@ async function route(focus = true) {
   const page = PAGES.find((p) => p.path === place.section) || PAGES[0];
   document.title = `${page.title} · Face API admin`;
   const main = shell(page);
+  main.setAttribute("aria-busy", "true"); // until the view has its data (tests wait on it too)
   try {
     await (place.id && page.detail ? page.detail(main, place.id, place.query) : page.view(main, place.query));
   } catch (error) {
     if (ticket !== shown || error.status === 401) return;
     main.append(problem(error));
+  } finally {
+    main.removeAttribute("aria-busy");
   }
   if (focus && ticket === shown && !main.contains(document.activeElement)) main.focus({ preventScroll: true });
 }

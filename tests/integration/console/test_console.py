@@ -16,7 +16,9 @@ from playwright.sync_api import Page, expect
 from tests.integration.conftest import PHOTO_FACES, sample, unique_photo
 from tests.integration.console.conftest import ADMIN_PASSWORD, ADMIN_USERNAME
 
-PAGES = {"dashboard": "#/", "images": "#/images", "jobs": "#/jobs", "keys": "#/keys", "test": "#/test"}
+# name -> (route, the page's heading)
+PAGES = {"dashboard": ("#/", "Dashboard"), "images": ("#/images", "Images"), "jobs": ("#/jobs", "Jobs"),
+         "keys": ("#/keys", "API keys"), "test": ("#/test", "Test")}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,9 @@ def recorded_photo(client: httpx.Client, name: str = "yaoming.jpg") -> dict:
 
 
 def settle(page: Page) -> None:
-    """Load every image now (lazy ones too) so that a full-page screenshot shows them."""
+    """Wait for the view's data, then load every image now (lazy ones too) so that a
+    full-page screenshot shows them."""
+    expect(page.locator("main")).not_to_have_attribute("aria-busy", "true")
     page.evaluate("""() => Promise.all([...document.images].map((img) => {
         img.loading = "eager"; return img.decode().catch(() => null); }))""")
 
@@ -122,9 +126,9 @@ def test_dashboard_shows_the_stats_and_the_last_24_hours(new_page, shoot, client
     now = stats["last_24h"]["hourly"][-1]
     assert now["detect"] >= 1
     expect(page.locator(".chart .bar").last.locator("title")).to_contain_text(f"{now['detect']} detect")
+    shoot(page, "dashboard")
     page.get_by_text("Show as a table").click()
     expect(page.locator("details table tbody tr")).to_have_count(24)
-    shoot(page, "dashboard")
 
 
 # --- the test page, and finding its result in images and jobs ---
@@ -329,10 +333,10 @@ def test_every_page_fits_a_phone(new_page, shoot, client, scheme):
     recorded_photo(client, "gdp.jpg")
     page = new_page(mobile=True, color_scheme=scheme)
     log_in(page)
-    for name, route in PAGES.items():
+    for name, (route, heading) in PAGES.items():
         page.goto(f"/admin{route}")
-        expect(page.locator("main h1")).to_be_visible()
-        page.wait_for_load_state("networkidle")
+        expect(page.locator("main h1")).to_have_text(heading)
+        expect(page.locator("main")).not_to_have_attribute("aria-busy", "true")
         assert no_horizontal_scroll(page), f"{name} scrolls sideways at 390 px"
         expect(page.get_by_role("link", name="Log out").or_(page.get_by_role("button", name="Log out"))) \
             .to_be_visible()

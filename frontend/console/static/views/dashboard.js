@@ -6,6 +6,8 @@ import { storageOff } from "./storage.js";
 
 const hourFormat = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit", timeZone: "UTC" });
 
+const plural = (n, noun) => `${count(n)} ${noun}${n === 1 ? "" : "s"}`;
+
 function card(label, value, note, kind) {
   return h("section", { class: ["stat", kind] }, h("h2", {}, label), h("p", { class: "value" }, value),
     note ? h("p", { class: "muted small" }, note) : null);
@@ -56,7 +58,7 @@ function methods(byMethod, byType) {
   const total = Math.max(1, ...Object.values(byMethod));
   return h("section", { class: "card" }, h("h2", {}, "Jobs by type and method"),
     h("ul", { class: "bars" },
-      Object.entries(byType).map(([type, n]) => h("li", {}, h("span", {}, type), h("strong", {}, count(n)))),
+      Object.entries(byType).map(([type, n]) => h("li", {}, h("span", {}, type), h("span"), h("strong", {}, count(n)))),
       Object.entries(byMethod).map(([method, n]) => {
         const bar = h("span", { class: "meter" });
         bar.style.setProperty("--share", `${(100 * n) / total}%`);
@@ -80,7 +82,7 @@ export async function render(main) {
       card("Jobs", count(stats.jobs_total),
         `${count(stats.jobs_by_type.detect)} detect · ${count(stats.jobs_by_type.mask)} mask`),
       card("Faces found", count(stats.faces_total), "over all jobs"),
-      card("Last 24 hours", count(day.jobs), `${count(day.images)} new images · ${count(day.faces)} faces`),
+      card("Last 24 hours", count(day.jobs), `${plural(day.images, "new image")} · ${plural(day.faces, "face")}`),
       card("Processed outputs", bytes(stats.processed_bytes), "masked photos kept"),
       card("Cleanup queue", count(stats.cleanup_pending),
         stats.cleanup_pending ? "objects still to delete: run ./face-api cleanup" : "nothing waiting",
