@@ -9,6 +9,7 @@ before a single pixel is decoded, so a decompression bomb costs nothing.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from frontend.errors import ApiError
 Image.MAX_IMAGE_PIXELS = None
 EXIF_ORIENTATION = 0x0112
 SUPPORTED = "JPEG, PNG, WebP, BMP, GIF or TIFF"
+TURBO_COLORSPACES = (0, 1, 2)  # RGB, YCbCr, grey; CMYK/YCCK go through Pillow
 PILLOW_FORMATS = {"PNG", "WEBP", "BMP", "GIF", "TIFF", "MPO", "JPEG"}
 
 class TruncatedJpeg(Exception):
@@ -86,7 +88,7 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
     return _decode_with_pillow(data, max_pixels)
 
 
-def check_pixels(width: int, height: int, max_pixels: int) -> None:
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
     if width < 1 or height < 1:
         raise ApiError(400, f"the image has no pixels ({width}x{height})")
     if width * height > max_pixels:
@@ -95,24 +97,43 @@ def check_pixels(width: int, height: int, max_pixels: int) -> None:
                  f"the limit is {max_pixels} pixels (FACE_API_MAX_IMAGE_PIXELS)")
 
 
-def _decode_jpeg(data: bytes, max_pixels: int) -> DecodedImage | None:
-    """TurboJPEG fast path; None hands over to Pillow (CMYK and other rare JPEGs)."""
+@dataclass(frozen=True)
+class RawJpeg:
+    pixels: np.ndarray  # RGB as stored: not yet turned by the EXIF orientation
+    width: int  # of the full-size image (the header), whatever the scaling
+    height: int
+    colorspace: int
+
+
+def read_jpeg(data: bytes, max_pixels: int,
+              scaling: Callable[[int, int], tuple[int, int] | None] | None = None) -> RawJpeg | None:
+    """TurboJPEG's fast path: the pixel limit checked on the header, then the decode, reduced
+    in the DCT by ``scaling(width, height)`` when given. None hands the photo over to
+    Pillow (an unreadable header, CMYK and other rare JPEGs)."""
     turbo = turbojpeg()
     try:
         width, height, _, colorspace = turbo.decode_header(data)
     except OSError:
         return None  # let Pillow produce the precise error
-    check_pixels(width, height, max_pixels)
-    if colorspace not in (0, 1, 2):  # RGB, YCbCr, grey; CMYK/YCCK go through Pillow
+    _check_pixels(width, height, max_pixels)
+    if colorspace not in TURBO_COLORSPACES:
         return None
+    factor = scaling(width, height) if scaling is not None else None
     try:
-        pixels = turbo.decode(data, pixel_format=TJPF_RGB)
+        pixels = turbo.decode(data, pixel_format=TJPF_RGB, scaling_factor=factor)
     except OSError as error:
         raise ApiError(400, f"the JPEG is corrupt and cannot be decoded ({error})") from None
     except TruncatedJpeg:
         raise ApiError(400, "the JPEG is truncated (premature end of data)") from None
-    pixels = orient(pixels, exif_orientation(data))
-    return DecodedImage(np.ascontiguousarray(pixels), 1 if colorspace == 2 else 3, "JPEG")
+    return RawJpeg(pixels, width, height, colorspace)
+
+
+def _decode_jpeg(data: bytes, max_pixels: int) -> DecodedImage | None:
+    raw = read_jpeg(data, max_pixels)
+    if raw is None:
+        return None
+    pixels = orient(raw.pixels, exif_orientation(data))
+    return DecodedImage(np.ascontiguousarray(pixels), 1 if raw.colorspace == 2 else 3, "JPEG")
 
 
 def exif_orientation(data: bytes) -> int:
@@ -155,7 +176,7 @@ def _decode_with_pillow(data: bytes, max_pixels: int) -> DecodedImage:
         raise ApiError(400, f"the image is truncated or corrupt ({error})") from None
     if image.format not in PILLOW_FORMATS:
         raise ApiError(415, f"{image.format} images are not supported; send {SUPPORTED}")
-    check_pixels(image.width, image.height, max_pixels)
+    _check_pixels(image.width, image.height, max_pixels)
     channels = len(image.getbands())
     fmt = image.format  # exif_transpose returns a copy without it
     try:

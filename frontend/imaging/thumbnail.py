@@ -16,17 +16,9 @@ import hashlib
 
 import numpy as np
 from PIL import Image
-from turbojpeg import TJPF_RGB
 
 from frontend.errors import ApiError
-from frontend.imaging.decode import (
-    TruncatedJpeg,
-    check_pixels,
-    decode_image,
-    exif_orientation,
-    orient,
-    turbojpeg,
-)
+from frontend.imaging.decode import decode_image, exif_orientation, orient, read_jpeg
 from frontend.imaging.encode import encode_image
 
 DEFAULT_SIZE = 320
@@ -39,8 +31,6 @@ VERSION = 1
 # Strongest first. libjpeg-turbo has SIMD code for these; its other factors (3/8,
 # 5/8, ...) are scalar and not faster than decoding at the next power of two.
 DCT_SCALES: tuple[tuple[int, int], ...] = ((1, 8), (1, 4), (1, 2))
-# Colour spaces TurboJPEG decodes to RGB itself (RGB, YCbCr, grey); CMYK/YCCK go through Pillow.
-TURBO_COLORSPACES = (0, 1, 2)
 WHITE = (255, 255, 255)
 
 
@@ -89,23 +79,11 @@ def make_thumbnail(data: bytes, size: int, max_pixels: int, quality: int = QUALI
 def _jpeg_thumbnail(data: bytes, size: int, max_pixels: int, dct_scaling: bool) -> np.ndarray | None:
     """The TurboJPEG path: decode reduced, resize, then orient (cheaper on the small image).
     None hands the photo over to the ordinary decoder."""
-    turbo = turbojpeg()
-    try:
-        width, height, _, colorspace = turbo.decode_header(data)
-    except OSError:
-        return None  # let Pillow produce the precise error
-    check_pixels(width, height, max_pixels)
-    if colorspace not in TURBO_COLORSPACES:
+    raw = read_jpeg(data, max_pixels, (lambda w, h: dct_scale(w, h, size)) if dct_scaling else None)
+    if raw is None:
         return None
-    factor = dct_scale(width, height, size) if dct_scaling else None
-    try:
-        pixels = turbo.decode(data, pixel_format=TJPF_RGB, scaling_factor=factor)
-    except OSError as error:
-        raise ApiError(400, f"the JPEG is corrupt and cannot be decoded ({error})") from None
-    except TruncatedJpeg:
-        raise ApiError(400, "the JPEG is truncated (premature end of data)") from None
     # The target comes from the full size, so the aspect is the photo's, not the scaled one's.
-    small = _resize(Image.fromarray(pixels, "RGB"), target_size(width, height, size))
+    small = _resize(Image.fromarray(raw.pixels, "RGB"), target_size(raw.width, raw.height, size))
     return np.ascontiguousarray(orient(np.asarray(small), exif_orientation(data)))
 
 

@@ -32,6 +32,15 @@ def _missing(job_id: str) -> ApiError:
     return ApiError(404, f"no job with id {job_id!r}")
 
 
+def _output(job_id: str, found: bool, output: str | None) -> str:
+    """The job's processed output (its URL or object key), or the 404 saying why there is none."""
+    if not found:
+        raise _missing(job_id)
+    if output is None:
+        raise ApiError(404, NO_OUTPUT)
+    return output
+
+
 @router.get("/jobs", response_model=PaginatedResponse[JobResponse], responses=STORAGE_ERRORS,
             summary="Job records, newest first")
 async def list_jobs(
@@ -58,11 +67,7 @@ async def get_job(job_id: str, archive: Archive = Depends(recording.required_arc
             responses={**FOUND, **STORAGE_ERRORS, **NOT_FOUND}, summary="Redirect to the processed image")
 async def download_job(job_id: str,
                        archive: Archive = Depends(recording.required_archive)) -> RedirectResponse:
-    found, url = await archive.processed_url(job_id)
-    if not found:
-        raise _missing(job_id)
-    if url is None:
-        raise ApiError(404, NO_OUTPUT)
+    url = _output(job_id, *await archive.processed_url(job_id))
     return RedirectResponse(url, status_code=302)
 
 
@@ -73,9 +78,5 @@ async def job_thumbnail(job_id: str, size: int = THUMBNAIL_SIZE,
                         if_none_match: str | None = IF_NONE_MATCH,
                         settings: Settings = Depends(deps.settings),
                         archive: Archive = Depends(recording.required_archive)) -> Response:
-    found, key = await archive.processed_object(job_id)
-    if not found:
-        raise _missing(job_id)
-    if key is None:
-        raise ApiError(404, NO_OUTPUT)
+    key = _output(job_id, *await archive.processed_object(job_id))
     return await thumbnail_response(archive, key, "processed image", size, if_none_match, settings)
