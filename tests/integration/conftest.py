@@ -10,7 +10,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.integration.stack import ROOT, STARTED, start_stack
+from tests.integration.stack import ADMIN_PASSWORD, ROOT, STARTED, start_stack
 from tests.support.postgres import PostgresServer, PostgresUnavailable
 
 SAMPLES = ROOT / "samples"
@@ -55,6 +55,21 @@ def client(stack, api_key):
     """An HTTP client that sends the first API key with every request."""
     with httpx.Client(base_url=stack.url, timeout=60, headers={"X-API-Key": api_key}) as http:
         yield http
+
+
+@pytest.fixture(scope="module")
+def admin(stack):
+    """The admin API (/api/v1/admin) over HTTP Basic, on the stack of the module asking
+    (module scope, so that a module's own ``stack`` fixture is followed)."""
+    with httpx.Client(base_url=f"{stack.url}/api/v1/admin", timeout=60,
+                      auth=("admin", ADMIN_PASSWORD)) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def objects(stack) -> Path:
+    """The local object store's folder of that stack (start_stack's FACE_API_STORAGE_DIR)."""
+    return stack.log_path.parent / "objects"
 
 
 @pytest.fixture(scope="session")

@@ -21,23 +21,10 @@ import pytest
 from PIL import Image
 
 from tests.integration.conftest import PHOTO_FACES, detect, mask
-from tests.integration.stack import ADMIN_PASSWORD
 
-ADMIN = ("admin", ADMIN_PASSWORD)
 STORAGE_ENDPOINTS = [("GET", "/stats"), ("GET", "/images"), ("GET", "/images/{id}"),
                      ("DELETE", "/images/{id}"), ("GET", "/images/{id}/download"), ("GET", "/jobs"),
                      ("GET", "/jobs/{id}"), ("GET", "/jobs/{id}/download")]
-
-
-@pytest.fixture(scope="module")
-def admin(stack):
-    with httpx.Client(base_url=f"{stack.url}/api/v1/admin", timeout=60, auth=ADMIN) as http:
-        yield http
-
-
-@pytest.fixture(scope="module")
-def objects(stack) -> Path:
-    return stack.log_path.parent / "objects"
 
 
 def fresh(photo: bytes, fmt: str = "PNG") -> bytes:

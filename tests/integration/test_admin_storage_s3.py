@@ -21,12 +21,10 @@ from botocore.exceptions import ClientError
 from frontend.settings import Settings
 from runtime.serve import prepare_database
 from tests.integration.conftest import LIMITS, PHOTO_FACES, unique_photo
-from tests.integration.stack import ADMIN_PASSWORD, ROOT, start_stack
+from tests.integration.stack import ROOT, start_stack
 from tests.support.s3_server import S3Server, s3_server
 
-ADMIN = ("admin", ADMIN_PASSWORD)
 BUCKET = f"face-api-admin-{secrets.token_hex(4)}"
-
 
 
 def env_public(s3: S3Server) -> str:
@@ -69,12 +67,6 @@ def stack(tmp_path_factory, env):
 @pytest.fixture(scope="module")
 def client(stack):
     with httpx.Client(base_url=stack.url, timeout=60, headers={"X-API-Key": stack.first_key}) as http:
-        yield http
-
-
-@pytest.fixture(scope="module")
-def admin(stack):
-    with httpx.Client(base_url=f"{stack.url}/api/v1/admin", timeout=60, auth=ADMIN) as http:
         yield http
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import uuid
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -16,21 +15,8 @@ import pytest
 from PIL import Image
 
 from tests.integration.conftest import detect, mask, unique_photo
-from tests.integration.stack import ADMIN_PASSWORD
 
-ADMIN = ("admin", ADMIN_PASSWORD)
 CACHE = "private, max-age=86400"
-
-
-@pytest.fixture(scope="module")
-def admin(stack):
-    with httpx.Client(base_url=f"{stack.url}/api/v1/admin", timeout=60, auth=ADMIN) as http:
-        yield http
-
-
-@pytest.fixture(scope="module")
-def objects(stack) -> Path:
-    return stack.log_path.parent / "objects"
 
 
 def jpeg(response: httpx.Response) -> Image.Image:

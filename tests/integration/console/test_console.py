@@ -21,14 +21,6 @@ PAGES = {"dashboard": ("#/", "Dashboard"), "images": ("#/images", "Images"), "jo
          "keys": ("#/keys", "API keys"), "test": ("#/test", "Test")}
 
 
-@pytest.fixture(scope="module")
-def admin(stack):
-    """The admin API over HTTP Basic: what the console shows is checked against it."""
-    with httpx.Client(base_url=f"{stack.url}/api/v1/admin", auth=(ADMIN_USERNAME, ADMIN_PASSWORD),
-                      timeout=60) as http:
-        yield http
-
-
 def log_in(page: Page, route: str = "#/") -> None:
     page.goto(f"/admin{route}")
     page.get_by_label("Username").fill(ADMIN_USERNAME)
