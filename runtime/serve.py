@@ -24,6 +24,7 @@ from frontend.persistence.database import create_database
 from frontend.services.archive import clean_up
 from frontend.settings import Settings
 from runtime.admin_password import admin_environment
+from runtime.allocator import tuned_environment
 from runtime.cpu_repository import OnnxTuning
 from runtime.triton_server import EmbeddedTriton
 
@@ -34,7 +35,7 @@ def say(message: str) -> None:
 
 def start_frontend(settings: Settings, port: int, workers: int,
                    extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-    env = {**os.environ, **(extra_env or {})}
+    env = tuned_environment({**os.environ, **(extra_env or {})})
     env["FACE_API_TRITON_URL"] = f"127.0.0.1:{settings.triton_grpc_port}"
     command = [
         sys.executable, "-m", "gunicorn", "frontend.app:create_app()",

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime import cpu_repository
+from runtime.allocator import tuned_environment
 from runtime.paths import ENSEMBLES, MODEL_REPOSITORY, RUN
 
 STUB_PYTHON = "3.11"  # the Python-backend stub built for Debian's libpython3.11
@@ -98,7 +99,7 @@ class EmbeddedTriton:
             f"--exit-timeout-secs={self.exit_timeout_s}",
             "--log-verbose=0",
         ]
-        env = dict(os.environ)
+        env = tuned_environment(os.environ)  # inherited by every Python stub
         # The stub's embedded interpreter finds the venv (and its packages)
         # through the first python3 on PATH.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"

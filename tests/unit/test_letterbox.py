@@ -276,3 +276,20 @@ def test_to_blob_mean_std_and_no_mutation():
     expected = (canvas[:, :, ::-1].astype(np.float64).transpose(2, 0, 1) - 104.0) / 58.0
     np.testing.assert_allclose(blob, expected, rtol=1e-6)
     np.testing.assert_array_equal(canvas, original)
+
+
+@pytest.mark.parametrize(("mean", "std", "swap_rb"), [(127.5, 128.0, False), (0.0, 1.0, True), (104.0, 58.0, True)])
+def test_to_blob_into_a_batch_row_is_bit_identical_to_the_float_transpose(mean, std, swap_rb):
+    # The channel-by-channel path must give the detector exactly the pixels the
+    # plain "transpose, cast, subtract, divide" formula (InsightFace's) gives.
+    rng = np.random.default_rng(1)
+    canvas = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    batch = np.full((2, 3, 37, 53), np.nan, np.float32)
+    returned = to_blob(canvas, mean, std, swap_rb, out=batch[1])
+    source = canvas[:, :, ::-1] if swap_rb else canvas
+    expected = source.transpose(2, 0, 1).astype(np.float32)
+    expected -= mean
+    expected /= std
+    assert returned is batch[1] or np.shares_memory(returned, batch[1])
+    np.testing.assert_array_equal(batch[1], expected)
+    assert np.isnan(batch[0]).all()  # the other row is untouched

@@ -43,7 +43,7 @@ class TritonPythonModel:
             t0 = time.perf_counter()
             canvas, scales[i] = letterbox(image, self.size)
             t1 = time.perf_counter()
-            blobs[i] = to_blob(canvas, self.mean, self.std, self.swap_rb)
+            to_blob(canvas, self.mean, self.std, self.swap_rb, out=blobs[i])
             t2 = time.perf_counter()
             sizes[i] = image.shape[:2]
             resize_ms += (t1 - t0) * 1000.0
