@@ -278,7 +278,8 @@ def test_to_blob_mean_std_and_no_mutation():
     np.testing.assert_array_equal(canvas, original)
 
 
-@pytest.mark.parametrize(("mean", "std", "swap_rb"), [(127.5, 128.0, False), (0.0, 1.0, True), (104.0, 58.0, True)])
+@pytest.mark.parametrize(("mean", "std", "swap_rb"),
+                         [(127.5, 128.0, False), (0.0, 1.0, True), (104.0, 58.0, True)])
 def test_to_blob_into_a_batch_row_is_bit_identical_to_the_float_transpose(mean, std, swap_rb):
     # The channel-by-channel path must give the detector exactly the pixels the
     # plain "transpose, cast, subtract, divide" formula (InsightFace's) gives.
