@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -14,6 +15,7 @@ from frontend.auth.access import AccessControl, AccessMiddleware
 from frontend.auth.admin import admin_auth
 from frontend.auth.api_keys import ApiKeyStore, UsageCounter
 from frontend.console.router import router as console_router
+from frontend.inference.shared_memory import frontend_shm_prefix
 from frontend.inference.triton import InferenceRejected, TritonClient, TritonUnavailable
 from frontend.middleware import MULTIPART_OVERHEAD, RECOGNITION_BODY_FACTOR, RequestContext
 from frontend.persistence.database import create_database
@@ -47,7 +49,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         # Everything here is per worker process, bound to that worker's event loop.
         async with AsyncExitStack() as stack:
-            app.state.triton = TritonClient(settings.triton_url, settings.triton_timeout_s)
+            # Shared-memory regions are named after the gunicorn master (this worker's
+            # parent), so that ./face-api serve can remove what a killed worker left.
+            shm_prefix = frontend_shm_prefix(os.getppid()) if settings.triton_shared_memory else None
+            app.state.triton = TritonClient(settings.triton_url, settings.triton_timeout_s, shm_prefix)
             stack.push_async_callback(app.state.triton.close)
             app.state.recognition = Recognition(app.state.triton, settings)
             app.state.database = None

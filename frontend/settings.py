@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     # --- inference plane ---
     triton_url: str = Field("127.0.0.1:8001", description="Triton gRPC address host:port")
     triton_timeout_s: float = Field(30.0, gt=0, description="deadline of one Triton call")
+    triton_shared_memory: bool = Field(
+        False, description="send photos to Triton through system shared memory (/dev/shm) instead of "
+                           "inside gRPC messages; only where Triton shares this host's /dev/shm "
+                           "(./face-api serve turns it on; falls back to gRPC when Triton refuses)")
     detector: str = Field(
         "scrfd_500m", pattern=r"^[A-Za-z0-9_.\-]+$",
         description="detector model; the frontend calls the ensemble detect_<detector>",

@@ -19,6 +19,7 @@ import time
 from sqlalchemy.engine import make_url
 
 from frontend.auth.api_keys import ApiKeyStore
+from frontend.inference.shared_memory import frontend_shm_prefix, remove_leftovers
 from frontend.persistence import migrate
 from frontend.persistence.database import create_database
 from frontend.services.archive import clean_up
@@ -35,7 +36,9 @@ def say(message: str) -> None:
 
 def start_frontend(settings: Settings, port: int, workers: int,
                    extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-    env = tuned_environment({**os.environ, **(extra_env or {})})
+    # Triton runs on this host: photos can reach it through /dev/shm (unless the
+    # operator says otherwise).
+    env = tuned_environment({"FACE_API_TRITON_SHARED_MEMORY": "true", **os.environ, **(extra_env or {})})
     env["FACE_API_TRITON_URL"] = f"127.0.0.1:{settings.triton_grpc_port}"
     command = [
         sys.executable, "-m", "gunicorn", "frontend.app:create_app()",
@@ -139,5 +142,7 @@ def serve(port: int | None = None, workers: int | None = None, frontend: bool = 
             except subprocess.TimeoutExpired:
                 os.killpg(gunicorn.pid, signal.SIGKILL)
                 gunicorn.wait()
+        if gunicorn is not None:
+            remove_leftovers(frontend_shm_prefix(gunicorn.pid))  # regions of workers that were killed
         triton.stop()
         say("stopped")

@@ -4,10 +4,14 @@ recognize pipelines, and the server's and models' metadata.
 Errors come out as two exceptions the routers map onto HTTP: TritonUnavailable
 (server down, overloaded or too slow: 503) and InferenceRejected (Triton
 refused the inputs: 400). No call can hang: each carries a deadline.
+
+Photos travel through system shared memory when Triton shares this host
+(``shared_memory_prefix``; see shared_memory.py), inside the gRPC message otherwise.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -15,6 +19,10 @@ import numpy as np
 from tritonclient.grpc import InferInput, InferRequestedOutput, InferResult
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
+
+from frontend.inference.shared_memory import Slot, SlotPool
+
+log = logging.getLogger("face_api.triton")
 
 UNAVAILABLE = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED",
                "StatusCode.RESOURCE_EXHAUSTED", "StatusCode.CANCELLED"}
@@ -77,14 +85,20 @@ def _input(name: str, array: np.ndarray, datatype: str) -> InferInput:
 
 
 class TritonClient:
-    def __init__(self, url: str, timeout_s: float):
+    def __init__(self, url: str, timeout_s: float, shared_memory_prefix: str | None = None):
         self.url = url
         self.timeout_s = timeout_s
         self._client = InferenceServerClient(url)
         self._input_sizes: dict[str, tuple[int, int]] = {}
         self._parameters: dict[str, dict[str, str]] = {}
+        self._slots = SlotPool(shared_memory_prefix) if shared_memory_prefix else None
 
     async def close(self) -> None:
+        if self._slots is not None:
+            for slot in self._slots.all_slots():
+                if slot.registered:
+                    await self._unregister(slot)
+            self._slots.destroy()
         await self._client.close()
 
     async def _call(self, method, *args, **kwargs):
@@ -99,8 +113,8 @@ class TritonClient:
     async def detect(self, pipeline: str, rgb: np.ndarray, confidence: float,
                      nms_threshold: float, max_faces: int) -> Faces:
         """Run ``pipeline`` (an ensemble detect_<detector>) on one H×W×3 RGB photo."""
-        inputs = _detect_inputs(rgb, confidence, nms_threshold, max_faces)
-        result, inference_ms = await self._infer(pipeline, inputs, DETECT_OUTPUTS)
+        inputs = _detect_inputs(confidence, nms_threshold, max_faces)
+        result, inference_ms, _ = await self._infer(pipeline, inputs, DETECT_OUTPUTS, rgb[None])
         return _faces(result, inference_ms)
 
     async def mask(self, pipeline: str, rgb: np.ndarray, confidence: float, nms_threshold: float,
@@ -110,15 +124,16 @@ class TritonClient:
         method, strength and padding mean what face_mask/1/masking.py says; Triton
         refuses values outside its ranges (InferenceRejected).
         """
-        inputs = _detect_inputs(rgb, confidence, nms_threshold, max_faces) + [
+        inputs = _detect_inputs(confidence, nms_threshold, max_faces) + [
             _input("METHOD", np.array([[method.encode()]], dtype=np.object_), "BYTES"),
             _input("STRENGTH", np.array([[strength]], np.int32), "INT32"),
             _input("PADDING", np.array([[padding]], np.float32), "FP32"),
         ]
-        result, inference_ms = await self._infer(pipeline, inputs, DETECT_OUTPUTS + MASK_OUTPUTS)
+        result, inference_ms, masked = await self._infer(pipeline, inputs, DETECT_OUTPUTS + MASK_OUTPUTS,
+                                                         rgb[None], image_output="MASKED")
         return Masked(
             faces=_faces(result, inference_ms),
-            image=result.as_numpy("MASKED")[0],
+            image=masked[0],
             regions=int(result.as_numpy("REGIONS")[0, 0]),
             mask_ms=float(result.as_numpy("MASK_MS")[0, 0]),
         )
@@ -128,13 +143,12 @@ class TritonClient:
         """Run ``pipeline`` (recognize_<recognizer>) on one H×W×3 RGB photo: every face
         (up to ``max_faces``, 0 = all) or only the largest, each with its embedding."""
         inputs = [
-            _input("IMAGE", rgb, "UINT8"),
             _input("CONFIDENCE", np.array([confidence], np.float32), "FP32"),
             _input("NMS_THRESHOLD", np.array([nms_threshold], np.float32), "FP32"),
             _input("MAX_FACES", np.array([max_faces], np.int32), "INT32"),
             _input("LARGEST_ONLY", np.array([largest_only], np.bool_), "BOOL"),
         ]
-        return await self._recognized(pipeline, inputs)
+        return await self._recognized(pipeline, inputs, image=rgb)
 
     async def embed_aligned(self, pipeline: str, faces: np.ndarray) -> np.ndarray:
         """(N, D) unit-length embeddings of (N, 112, 112, 3) uint8 RGB crops already aligned
@@ -142,8 +156,9 @@ class TritonClient:
         recognized = await self._recognized(pipeline, [_input("ALIGNED", faces, "UINT8")])
         return recognized.embeddings
 
-    async def _recognized(self, pipeline: str, inputs: list[InferInput]) -> Recognized:
-        result, inference_ms = await self._infer(pipeline, inputs, RECOGNIZE_OUTPUTS)
+    async def _recognized(self, pipeline: str, inputs: list[InferInput],
+                          image: np.ndarray | None = None) -> Recognized:
+        result, inference_ms, _ = await self._infer(pipeline, inputs, RECOGNIZE_OUTPUTS, image)
         count = int(result.as_numpy("NUM_FACES")[0])
         return Recognized(
             scores=result.as_numpy("SCORES")[:count],
@@ -153,13 +168,85 @@ class TritonClient:
             inference_ms=inference_ms,
         )
 
-    async def _infer(self, pipeline: str, inputs: list[InferInput],
-                     outputs: tuple[str, ...]) -> tuple[InferResult, float]:
-        """The pipeline's result and the milliseconds the frontend waited for it."""
-        requested = [InferRequestedOutput(name) for name in outputs]
+    async def _infer(self, pipeline: str, inputs: list[InferInput], outputs: tuple[str, ...],
+                     image: np.ndarray | None = None, image_output: str | None = None,
+                     ) -> tuple[InferResult, float, np.ndarray | None]:
+        """The pipeline's result, the milliseconds the frontend waited for it, and the
+        ``image_output`` photo (same shape as ``image``) when one is asked for.
+
+        ``image`` (uint8) is sent as the IMAGE input, through a shared-memory slot
+        when one is free and big enough, inside the gRPC message otherwise.
+        """
+        slot = await self._slot_for(image, 2 if image_output else 1)
+        try:
+            return await self._infer_once(pipeline, inputs, outputs, image, image_output, slot)
+        except (InferenceRejected, TritonUnavailable) as error:
+            if slot is None or "shared memory" not in str(error).lower():
+                raise
+            # Triton no longer knows the region (it restarted): register again next
+            # time, and send this photo the plain way.
+            self._slots.forget_registrations()
+            return await self._infer_once(pipeline, inputs, outputs, image, image_output, None)
+        finally:
+            if slot is not None:
+                self._slots.release(slot)
+
+    async def _infer_once(self, pipeline, inputs, outputs, image, image_output, slot: Slot | None):
+        inputs = list(inputs)
+        requested = [InferRequestedOutput(name) for name in outputs if name != image_output]
+        if image is not None:
+            tensor = InferInput("IMAGE", list(image.shape), "UINT8")
+            if slot is not None:
+                tensor.set_shared_memory(slot.name, slot.write(image))
+            else:
+                tensor.set_data_from_numpy(image)
+            inputs.insert(0, tensor)
+        if image_output is not None:
+            output = InferRequestedOutput(image_output)
+            if slot is not None:
+                output.set_shared_memory(slot.name, image.nbytes, offset=image.nbytes)
+            requested.append(output)
         started = time.perf_counter()
         result = await self._call(self._client.infer, pipeline, inputs, outputs=requested)
-        return result, (time.perf_counter() - started) * 1000.0
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        if image_output is None:
+            return result, elapsed_ms, None
+        if slot is not None:
+            return result, elapsed_ms, slot.read(image.shape, offset=image.nbytes)
+        return result, elapsed_ms, result.as_numpy(image_output)
+
+    async def _slot_for(self, image: np.ndarray | None, copies: int) -> Slot | None:
+        """A registered slot for ``copies`` × the image, or None (no pool, too large, all busy)."""
+        if self._slots is None or image is None:
+            return None
+        for retired in self._slots.take_retired():
+            await self._unregister(retired)
+            retired.destroy()
+        slot = self._slots.acquire(copies * image.nbytes)
+        if slot is None or slot.registered:
+            return slot
+        try:
+            await self._call(self._client.register_system_shared_memory, slot.name, slot.key, slot.capacity)
+        except TritonUnavailable:
+            self._slots.release(slot)  # down for now: the request will say so
+            return None
+        except InferenceRejected as error:
+            # Triton cannot map our regions (it runs on another host or in a container
+            # with its own /dev/shm): photos go inside the gRPC messages from now on.
+            log.warning("Triton refused a shared-memory region (%s); sending photos over gRPC", error)
+            self._slots.release(slot)
+            self._slots.destroy()
+            self._slots = None
+            return None
+        slot.registered = True
+        return slot
+
+    async def _unregister(self, slot: Slot) -> None:
+        try:
+            await self._client.unregister_system_shared_memory(slot.name, client_timeout=2.0)
+        except InferenceServerException:
+            pass  # Triton is gone or never knew it: nothing to forget
+        slot.registered = False
 
     async def is_ready(self, model: str) -> bool:
         """Whether Triton is live and ``model`` is loaded; False (never an exception) otherwise."""
@@ -213,11 +300,9 @@ class TritonClient:
         return self._input_sizes[detector]
 
 
-def _detect_inputs(rgb: np.ndarray, confidence: float, nms_threshold: float,
-                   max_faces: int) -> list[InferInput]:
-    """The inputs every pipeline takes: one photo (batch 1) and the detection parameters."""
+def _detect_inputs(confidence: float, nms_threshold: float, max_faces: int) -> list[InferInput]:
+    """The detection parameters every detect and mask pipeline takes (batch 1; IMAGE is added by _infer)."""
     return [
-        _input("IMAGE", rgb[None], "UINT8"),
         _input("CONFIDENCE", np.array([[confidence]], np.float32), "FP32"),
         _input("NMS_THRESHOLD", np.array([[nms_threshold]], np.float32), "FP32"),
         _input("MAX_FACES", np.array([[max_faces]], np.int32), "INT32"),

@@ -1,5 +1,6 @@
 """API keys and rate limits over HTTP, as a multi-node deployment runs them:
-keys in PostgreSQL, limits in Redis, two gunicorn workers."""
+keys in PostgreSQL, limits in Redis, two gunicorn workers, and photos sent to
+Triton inside the gRPC messages (no shared memory, as with Triton on another host)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def deployment(tmp_path_factory):
         stack = start_stack(tmp_path_factory.mktemp("pg-redis"), env={
             "FACE_API_DATABASE_URL": database_url, "FACE_API_REDIS_URL": redis,
             "FACE_API_WORKERS": "2", "FACE_API_API_KEY_USAGE_FLUSH_S": "0.5",
+            "FACE_API_TRITON_SHARED_MEMORY": "false",
             "FACE_API_RATE_LIMIT_DETECT": "6/minute", "FACE_API_RATE_LIMIT_MASK": "3/minute"})
         stack.database_url = database_url
         try:
@@ -126,3 +128,21 @@ def test_limits_are_per_key_and_hold_across_workers(deployment):
     keep_refused_until_both_workers_answered(deployment, "/api/v1/detect", {"X-API-Key": first})
     others = asyncio.run(burst(deployment.url, "/api/v1/detect", 6, {"X-API-Key": second}))
     assert statuses(others) == {200: 6}  # another key has its own allowance
+
+
+def test_photos_over_grpc_give_the_same_results_as_over_shared_memory(deployment, client):
+    # `client` is the session stack's (photos through /dev/shm); this deployment sends them
+    # inside the gRPC messages. Same detections, and a byte-identical masked PNG.
+    photo = sample("gdp.jpg").read_bytes()
+    status = httpx.get(f"http://127.0.0.1:{deployment.triton_http}/v2/systemsharedmemory/status", timeout=10)
+    assert status.status_code == 200 and status.json() == []
+    key = new_key(deployment, "transport")[0]
+    with httpx.Client(base_url=deployment.url, timeout=60, headers={"X-API-Key": key}) as plain:
+        over_grpc = plain.post("/api/v1/mask", params={"format": "png"}, files={"image": ("g.jpg", photo)})
+        detected_grpc = plain.post("/api/v1/detect", files={"image": ("g.jpg", photo)})
+    over_shm = client.post("/api/v1/mask", params={"format": "png"}, files={"image": ("g.jpg", photo)})
+    detected_shm = client.post("/api/v1/detect", files={"image": ("g.jpg", photo)})
+    assert over_grpc.status_code == over_shm.status_code == 200
+    assert over_grpc.headers["x-face-count"] == over_shm.headers["x-face-count"] == "5"
+    assert over_grpc.content == over_shm.content
+    assert detected_grpc.json()["detections"] == detected_shm.json()["detections"]

@@ -28,8 +28,20 @@ def own_stack(tmp_path_factory):
     stack.stop()
 
 
+def shared_memory_regions(stack) -> set[str]:
+    """The frontend's regions that Triton has registered (its system shared-memory status)."""
+    status = httpx.get(f"http://127.0.0.1:{stack.triton_http}/v2/systemsharedmemory/status", timeout=10)
+    status.raise_for_status()
+    return {region["name"] for region in status.json() if region["name"].startswith("faceapi-fe")}
+
+
 def test_triton_death_gives_503_then_recovers(own_stack):
     photo = sample("yaoming.jpg").read_bytes()
+    with httpx.Client(base_url=own_stack.url, timeout=30) as http:
+        for _ in range(4):  # both workers
+            assert http.post("/api/v1/detect", files={"image": ("y.jpg", photo)}).status_code == 200
+    before = shared_memory_regions(own_stack)
+    assert before, "serve's workers send photos through shared memory"
     [triton] = pids(f"tritonserver.*--grpc-port={own_stack.triton_grpc}")
     os.kill(triton, signal.SIGKILL)
     time.sleep(0.5)
@@ -49,13 +61,23 @@ def test_triton_death_gives_503_then_recovers(own_stack):
         while http.get("/health").status_code != 200:
             assert time.monotonic() < deadline, own_stack.log()[-2000:]
             time.sleep(0.5)
-        again = http.post("/api/v1/detect", files={"image": ("y.jpg", photo)})
-        assert again.status_code == 200 and again.json()["summary"]["face_count"] == 1
+        # The new Triton knows none of the workers' regions: each worker's first call
+        # falls back to gRPC and registers them again for the next ones.
+        assert shared_memory_regions(own_stack) == set()
+        for _ in range(6):
+            again = http.post("/api/v1/detect", files={"image": ("y.jpg", photo)})
+            assert again.status_code == 200 and again.json()["summary"]["face_count"] == 1
+        masked = http.post("/api/v1/mask", params={"format": "png"}, files={"image": ("y.jpg", photo)})
+        assert masked.status_code == 200 and masked.headers["x-face-count"] == "1"
+    assert shared_memory_regions(own_stack)
     assert "restarting it" in own_stack.log()
 
 
 def test_sigterm_stops_everything_and_cleans_shared_memory(own_stack):
     serve_pid = own_stack.process.pid
+    [master] = [pid for pid in pids(f"gunicorn.*127.0.0.1:{own_stack.url.rsplit(':', 1)[1]}")
+                if Path(f"/proc/{pid}/stat").read_text().split()[3] == str(serve_pid)]
+    assert list(Path("/dev/shm").glob(f"faceapi-fe{master}-*"))  # the workers' photo regions
     assert own_stack.stop(timeout=60) == 0
     log = own_stack.log()
     # The frontend stops before Triton, so no request is cut off mid-inference.
@@ -63,3 +85,4 @@ def test_sigterm_stops_everything_and_cleans_shared_memory(own_stack):
     assert pids(f"--grpc-port={own_stack.triton_grpc}") == []
     assert pids(f"127.0.0.1:{own_stack.url.rsplit(':', 1)[1]}") == []
     assert list(Path("/dev/shm").glob(f"faceapi{serve_pid}_*")) == []
+    assert list(Path("/dev/shm").glob(f"faceapi-fe{master}-*")) == []

@@ -1,0 +1,89 @@
+"""The shared-memory slots of frontend/inference/shared_memory.py, on the real /dev/shm."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from frontend.inference.shared_memory import (
+    GRANULE,
+    MAX_SLOT_BYTES,
+    SHM_DIR,
+    SlotPool,
+    frontend_shm_prefix,
+    remove_leftovers,
+)
+
+
+@pytest.fixture
+def pool():
+    pool = SlotPool(f"faceapi-test{os.getpid()}-", max_slots=2)
+    yield pool
+    pool.destroy()
+
+
+def test_a_slot_is_a_dev_shm_file_of_whole_mebibytes(pool):
+    slot = pool.acquire(3 * GRANULE + 1)
+    assert slot.capacity == 4 * GRANULE
+    assert (SHM_DIR / slot.name).stat().st_size == slot.capacity
+    assert slot.key == "/" + slot.name and slot.name.startswith(pool.prefix)
+
+
+def test_written_pixels_read_back_at_an_offset(pool):
+    image = np.random.default_rng(0).integers(0, 256, (1, 37, 53, 3), dtype=np.uint8)
+    slot = pool.acquire(2 * image.nbytes)
+    assert slot.write(image) == image.nbytes
+    # What another process (Triton) sees in the file, and a later read of a second copy.
+    raw = (SHM_DIR / slot.name).read_bytes()
+    assert raw[:image.nbytes] == image.tobytes()
+    slot._map[image.nbytes:2 * image.nbytes] = image[..., ::-1].tobytes()
+    np.testing.assert_array_equal(slot.read(image.shape, offset=image.nbytes), image[..., ::-1])
+
+
+def test_slots_are_reused_smallest_fitting_first(pool):
+    small, large = pool.acquire(GRANULE), pool.acquire(5 * GRANULE)
+    pool.release(large)
+    pool.release(small)
+    assert pool.acquire(10) is small
+    assert pool.acquire(2 * GRANULE) is large
+
+
+def test_every_slot_busy_or_too_large_means_no_slot(pool):
+    assert pool.acquire(MAX_SLOT_BYTES + 1) is None
+    first, second = pool.acquire(10), pool.acquire(10)
+    assert first is not second
+    assert pool.acquire(10) is None  # max_slots = 2, both in flight
+    pool.release(first)
+    assert pool.acquire(10) is first
+
+
+def test_a_too_small_free_slot_is_retired_for_a_larger_one(pool):
+    a, b = pool.acquire(GRANULE), pool.acquire(GRANULE)
+    pool.release(a)
+    bigger = pool.acquire(3 * GRANULE)
+    assert bigger is not a and bigger.capacity == 3 * GRANULE
+    assert pool.take_retired() == [a] and pool.take_retired() == []
+    assert b in pool.all_slots() and (SHM_DIR / a.name).exists()  # still mapped until Triton lets go
+    a.destroy()
+    assert not (SHM_DIR / a.name).exists()
+
+
+def test_forgetting_registrations_marks_every_slot(pool):
+    a, b = pool.acquire(10), pool.acquire(10)
+    a.registered = b.registered = True
+    pool.release(a)
+    pool.forget_registrations()
+    assert not a.registered and not b.registered
+
+
+def test_destroy_unlinks_every_region_and_leftovers_are_found_by_prefix(pool):
+    names = [pool.acquire(10).name, pool.acquire(10).name]
+    pool.destroy()
+    assert not any((SHM_DIR / name).exists() for name in names)
+    prefix = frontend_shm_prefix(999_999_999)
+    (SHM_DIR / f"{prefix}1_1").write_bytes(b"x")
+    (SHM_DIR / f"{prefix}2_1").write_bytes(b"x")
+    assert remove_leftovers(prefix) == 2
+    assert not list(SHM_DIR.glob(f"{prefix}*"))
