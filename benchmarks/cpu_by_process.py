@@ -1,0 +1,96 @@
+"""CPU time per request, by process, while the service is under load.
+
+Starts a stack (storage off, limits lifted), sends ``--requests`` detect or
+mask requests at concurrency 8 over the sample photos, and reads each process's
+user + system time from /proc before and after: where the two cores go.
+
+    .venv/bin/python -m benchmarks.cpu_by_process detect --requests 300
+    .venv/bin/python -m benchmarks.cpu_by_process mask --env FACE_API_TRITON_SHARED_MEMORY=false
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+
+from benchmarks.harness import LIFTED_LIMITS, client, time_requests, upload
+from tests.integration.stack import ROOT, start_stack
+
+PHOTOS = ["yaoming.jpg", "gdp.jpg", "players.jpg"]
+PATHS = {"detect": "/api/v1/detect", "mask": "/api/v1/mask?method=gaussian&format=jpeg"}
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds() -> dict[int, tuple[str, float]]:
+    """pid -> (process label, user + system CPU seconds) for the stack's processes and this one."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        label = _label(command, int(entry.name))
+        if label:
+            found[int(entry.name)] = (label, (int(fields[11]) + int(fields[12])) / TICKS)
+    return found
+
+
+def _label(command: str, pid: int) -> str | None:
+    if "triton_python_backend_stub" in command:
+        return "stub " + command.split()[1].split("/")[-3]  # .../<model>/<version>/model.py
+    if "tritonserver" in command:
+        return "tritonserver"
+    if "gunicorn" in command:
+        return "gunicorn (master + workers)"
+    if pid == os.getpid():
+        return "benchmark client"
+    return None
+
+
+async def load(url: str, api_key: str | None, path: str, requests: int):
+    uploads = [upload((ROOT / "samples" / name).read_bytes()) for name in PHOTOS]
+    async with client(url, api_key, 8) as http:
+        async def one(i: int) -> None:
+            (await http.post(path, **uploads[i % len(uploads)])).raise_for_status()
+
+        for i in range(2 * len(PHOTOS)):  # warm-up
+            await one(i)
+        before = cpu_seconds()
+        _, elapsed = await time_requests(one, 8, requests)
+        return before, cpu_seconds(), elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("endpoint", choices=sorted(PATHS))
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="extra environment for the stack (e.g. FACE_API_WORKERS=1)")
+    args = parser.parse_args()
+    env = {**LIFTED_LIMITS, "FACE_API_STORAGE_ENABLED": "false", **dict(e.split("=", 1) for e in args.env)}
+    print(f"starting the stack ({' '.join(args.env) or 'defaults'}) …", flush=True)
+    stack = start_stack(Path(tempfile.mkdtemp(prefix="cpu-")), env=env)
+    try:
+        before, after, elapsed = asyncio.run(load(stack.url, stack.first_key, PATHS[args.endpoint],
+                                                  args.requests))
+    finally:
+        stack.stop()
+    spent: dict[str, float] = {}
+    for pid, (label, seconds) in after.items():
+        spent[label] = spent.get(label, 0.0) + seconds - before.get(pid, (label, 0.0))[1]
+    print(f"\n{args.endpoint}: {args.requests / elapsed:.1f} requests/s at concurrency 8")
+    print(f"{'process':<34} {'CPU ms / request':>17}")
+    for label, seconds in sorted(spent.items(), key=lambda item: -item[1]):
+        if seconds > 0:
+            print(f"{label:<34} {seconds * 1000 / args.requests:>17.1f}")
+    print(f"{'total':<34} {sum(spent.values()) * 1000 / args.requests:>17.1f}")
+
+
+if __name__ == "__main__":
+    main()
