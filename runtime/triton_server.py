@@ -21,6 +21,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from frontend.inference.shared_memory import remove_leftovers
 from runtime import cpu_repository
 from runtime.allocator import tuned_environment
 from runtime.paths import ENSEMBLES, MODEL_REPOSITORY, RUN
@@ -150,8 +151,7 @@ class EmbeddedTriton:
                 self.process.wait()
         if self.process is not None:
             _signal_group(self.process, signal.SIGKILL)  # stray stubs, if any
-        for region in Path("/dev/shm").glob(f"{self.shm_prefix}*"):
-            region.unlink(missing_ok=True)
+        remove_leftovers(self.shm_prefix)
         if self.repository is not None:
             shutil.rmtree(self.repository.path, ignore_errors=True)
 

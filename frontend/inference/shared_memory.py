@@ -92,7 +92,9 @@ class SlotPool:
         elif len(self._free) + len(self._busy) < self.max_slots:
             slot = self._new(needed)
         elif self._free:  # all slots exist but are too small: replace the largest free one
-            self._retired.append(self._free.pop(self._free.index(max(self._free, key=lambda s: s.capacity))))
+            largest = max(self._free, key=lambda s: s.capacity)
+            self._free.remove(largest)
+            self._retired.append(largest)
             slot = self._new(needed)
         else:
             return None
@@ -131,7 +133,8 @@ def frontend_shm_prefix(master_pid: int) -> str:
 
 
 def remove_leftovers(prefix: str) -> int:
-    """Unlink regions named ``<prefix>*`` (workers killed before they could); how many."""
+    """Unlink the /dev/shm regions named ``<prefix>*`` (left by processes that were
+    killed before they could); how many."""
     removed = 0
     for path in SHM_DIR.glob(f"{prefix}*"):
         path.unlink(missing_ok=True)

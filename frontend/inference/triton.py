@@ -194,13 +194,12 @@ class TritonClient:
     async def _infer_once(self, pipeline, inputs, outputs, image, image_output, slot: Slot | None):
         inputs = list(inputs)
         requested = [InferRequestedOutput(name) for name in outputs if name != image_output]
-        if image is not None:
+        if image is not None and slot is not None:
             tensor = InferInput("IMAGE", list(image.shape), "UINT8")
-            if slot is not None:
-                tensor.set_shared_memory(slot.name, slot.write(image))
-            else:
-                tensor.set_data_from_numpy(image)
+            tensor.set_shared_memory(slot.name, slot.write(image))
             inputs.insert(0, tensor)
+        elif image is not None:
+            inputs.insert(0, _input("IMAGE", image, "UINT8"))
         if image_output is not None:
             output = InferRequestedOutput(image_output)
             if slot is not None:

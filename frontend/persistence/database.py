@@ -85,7 +85,7 @@ def create_database(url: str) -> databases.Database:
 
 class ReusingSQLitePool(SQLitePool):
     """databases' SQLite "pool" opens a new aiosqlite connection (a thread and a file
-    open) for every query and closes it afterwards: ~2 ms of a worker's CPU per API-key
+    open) for every query and closes it afterwards: ~1 ms of a worker's CPU per API-key
     lookup. This one keeps up to ``keep`` idle connections and hands them out again.
 
     A connection goes back only when it is outside any transaction (autocommit
