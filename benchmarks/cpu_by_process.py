@@ -16,10 +16,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from benchmarks.harness import LIFTED_LIMITS, client, time_requests, upload
+from benchmarks.harness import LIFTED_LIMITS, SAMPLE_PHOTOS, client, time_requests, upload
 from tests.integration.stack import ROOT, start_stack
 
-PHOTOS = ["yaoming.jpg", "gdp.jpg", "players.jpg"]
 PATHS = {"detect": "/api/v1/detect", "mask": "/api/v1/mask?method=gaussian&format=jpeg"}
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -54,12 +53,12 @@ def _label(command: str, pid: int) -> str | None:
 
 
 async def load(url: str, api_key: str | None, path: str, requests: int):
-    uploads = [upload((ROOT / "samples" / name).read_bytes()) for name in PHOTOS]
+    uploads = [upload((ROOT / "samples" / name).read_bytes()) for name in SAMPLE_PHOTOS]
     async with client(url, api_key, 8) as http:
         async def one(i: int) -> None:
             (await http.post(path, **uploads[i % len(uploads)])).raise_for_status()
 
-        for i in range(2 * len(PHOTOS)):  # warm-up
+        for i in range(2 * len(SAMPLE_PHOTOS)):  # warm-up
             await one(i)
         before = cpu_seconds()
         _, elapsed = await time_requests(one, 8, requests)

@@ -18,6 +18,7 @@ import asyncio
 from turbojpeg import TJPF_RGB, TurboJPEG
 
 from benchmarks.harness import (
+    SAMPLE_PHOTOS,
     add_service_arguments,
     client,
     service,
@@ -28,8 +29,6 @@ from benchmarks.harness import (
 )
 from tests.integration.stack import ROOT
 from tests.reference.scrfd_reference import ReferenceSCRFD
-
-PHOTOS = ["yaoming.jpg", "gdp.jpg", "players.jpg"]
 
 
 def run_in_process(photos: list[bytes], concurrency: int, requests: int) -> dict:
@@ -63,8 +62,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_service_arguments(parser, requests=150, concurrency=[1, 8])
     args = parser.parse_args()
-    photos = [(ROOT / "samples" / name).read_bytes() for name in PHOTOS]
-    print(f"photos: {', '.join(PHOTOS)}; {args.requests} requests per measurement", flush=True)
+    photos = [(ROOT / "samples" / name).read_bytes() for name in SAMPLE_PHOTOS]
+    print(f"photos: {', '.join(SAMPLE_PHOTOS)}; {args.requests} requests per measurement", flush=True)
 
     rows = []
     with service(args.url, args.api_key, args.storage) as (url, api_key):

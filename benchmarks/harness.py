@@ -24,6 +24,8 @@ import httpx
 
 from tests.integration.stack import start_stack
 
+# The bundled photos every benchmark sends (1, 5 and 22 faces; 0.07 to 1 MP).
+SAMPLE_PHOTOS = ["yaoming.jpg", "gdp.jpg", "players.jpg"]
 LIFTED_LIMITS = {"FACE_API_RATE_LIMIT_DETECT": "1000000/minute", "FACE_API_RATE_LIMIT_MASK": "1000000/minute",
                  "FACE_API_RATE_LIMIT_RECOGNITION": "1000000/minute"}
 

@@ -35,6 +35,7 @@ import numpy as np
 from turbojpeg import TJPF_RGB, TurboJPEG
 
 from benchmarks.harness import (
+    SAMPLE_PHOTOS,
     add_service_arguments,
     client,
     percentile,
@@ -49,7 +50,6 @@ from tests.reference.scrfd_reference import ReferenceSCRFD
 sys.path.insert(0, str(ROOT / "model_repository/face_mask/1"))
 from masking import mask_faces  # noqa: E402  (the service's masking maths, used in-process)
 
-PHOTOS = ["yaoming.jpg", "gdp.jpg", "players.jpg"]
 DEFACE_VENV = ROOT / ".cache/deface-venv"
 DEFACE_PACKAGES = ["deface==1.5.0", "onnxruntime==1.31.1", "onnx==1.23.2"]
 CHANGED = 8.0  # mean absolute difference (grey levels) that counts as "masked" ...
@@ -185,7 +185,7 @@ def main() -> None:
     args = parser.parse_args()
     turbo = TurboJPEG()
     photos = {name: enlarged((ROOT / "samples" / name).read_bytes(), args.photo_scale, turbo)
-              for name in PHOTOS}
+              for name in SAMPLE_PHOTOS}
     reference = ReferenceSCRFD(ROOT / "model_repository/scrfd_500m/1/model.onnx")
     truth = {name: reference.detect(turbo.decode(data, pixel_format=TJPF_RGB)).boxes
              for name, data in photos.items()}
