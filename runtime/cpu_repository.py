@@ -7,6 +7,9 @@ this module writes a derived copy under .run/ in which:
 
 * every `backend: "onnxruntime"` model keeps its name, inputs, outputs and
   batching but runs through runtime/onnx_runner.py (a Python-backend model);
+  a model whose config sets the parameter `cpu_mode_dynamic_batching` to
+  "off" is served without its dynamic batcher (a batch can cost more per item
+  than single items on a CPU);
 * Python-backend models and ensembles are linked unchanged;
 * a model whose weight file is absent or does not match its config is left
   out with a reason, and so is every ensemble that needs it, so one missing
@@ -116,9 +119,22 @@ def pipeline_models(config: mc.ModelConfig) -> list[str]:
     return [m.strip() for m in config.parameters["bls_models"].string_value.split(",") if m.strip()]
 
 
+CPU_BATCHING = "cpu_mode_dynamic_batching"
+
+
+def keeps_dynamic_batching(config: mc.ModelConfig) -> bool:
+    """Whether CPU mode keeps the model's dynamic batcher: yes unless its config says "off"."""
+    value = config.parameters[CPU_BATCHING].string_value if CPU_BATCHING in config.parameters else "on"
+    if value not in ("on", "off"):
+        raise ValueError(f'parameter {CPU_BATCHING} is "{value}"; it must be "on" or "off"')
+    return value == "on"
+
+
 def _cpu_config(config: mc.ModelConfig, weight_name: str, tuning: OnnxTuning) -> mc.ModelConfig:
     derived = mc.ModelConfig()
     derived.CopyFrom(config)
+    if not keeps_dynamic_batching(config):
+        derived.ClearField("dynamic_batching")
     derived.backend = "python"
     derived.platform = ""
     derived.default_model_filename = ""
@@ -158,6 +174,11 @@ def derive(sources: list[Path], target: Path, tuning: OnnxTuning = OnnxTuning(),
                     weights.check(pinned)
             except weights.WeightError as error:
                 result.skipped[config.name] = str(error)
+                continue
+            try:
+                keeps_dynamic_batching(config)
+            except ValueError as error:
+                result.skipped[config.name] = f"{model_dir.name}/config.pbtxt: {error}"
                 continue
             problems = mismatches(config, weight)
             if problems:

@@ -10,6 +10,7 @@ letterbox shapes.
 from __future__ import annotations
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -82,3 +83,29 @@ def test_jpeg_path_matches_the_reference(client, reference, name):
     assert len(scores) == len(expected.scores) == PHOTO_FACES[name]
     np.testing.assert_allclose(boxes, expected.boxes, atol=1.0)
     np.testing.assert_allclose(points, expected.landmarks, atol=1.0)
+
+
+def test_concurrent_requests_match_the_reference_one_photo_per_detector_run(client, stack, reference):
+    """Concurrent photos give each its own faces, and in CPU mode the detector runs them one
+    at a time (its config turns the dynamic batcher off there: batches cost more per photo)."""
+    import tritonclient.grpc as grpcclient
+
+    triton = grpcclient.InferenceServerClient(f"127.0.0.1:{stack.triton_grpc}")
+    assert not triton.get_model_config("scrfd_500m").config.HasField("dynamic_batching")
+
+    def batch_sizes() -> dict[int, int]:
+        stats = triton.get_inference_statistics("scrfd_500m", as_json=True)["model_stats"][0]
+        return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])}
+
+    names = sorted(PHOTO_FACES) * 4
+    before = batch_sizes()
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda name: detect(client, sample(name).read_bytes()), names))
+    after = batch_sizes()
+    for name, response in zip(names, responses):
+        assert response.status_code == 200, response.text
+        expected = reference.detect(decode_image(sample(name)))
+        _, boxes, _ = service_faces(response.json())
+        np.testing.assert_allclose(boxes, expected.boxes, atol=1.0)
+    assert set(after) == {1}, f"the detector ran batches of several photos: {after}"
+    assert after[1] - before.get(1, 0) == len(names)

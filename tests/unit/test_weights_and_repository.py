@@ -80,13 +80,41 @@ def test_derive_wraps_onnx_models_and_links_the_rest(repository, tmp_path):
     original = cpu_repository.read_config(repository / "scrfd_500m")
     assert config.backend == "python" and config.max_batch_size == original.max_batch_size
     assert [t.name for t in config.output] == [t.name for t in original.output]
-    assert config.dynamic_batching == original.dynamic_batching
+    assert not config.HasField("dynamic_batching")  # its config says cpu_mode_dynamic_batching: off
+    assert original.HasField("dynamic_batching")
     assert config.parameters["onnx_file"].string_value == "model.onnx"
     assert config.parameters["intra_op_threads"].string_value == "1"
     assert config.parameters["allow_spinning"].string_value == "1"
     assert [(g.kind, g.count) for g in config.instance_group] == [(mc.ModelInstanceGroup.KIND_CPU, 3)]
     assert (derived.path / "scrfd_500m/1/model.py").resolve() == cpu_repository.ONNX_RUNNER
     assert (derived.path / "face_letterbox").resolve() == (repository / "face_letterbox").resolve()
+
+
+def _set_cpu_batching(model_dir: Path, value: str | None) -> None:
+    config = cpu_repository.read_config(model_dir)
+    if value is None:
+        del config.parameters[cpu_repository.CPU_BATCHING]
+    else:
+        config.parameters[cpu_repository.CPU_BATCHING].string_value = value
+    (model_dir / "config.pbtxt").write_text(text_format.MessageToString(config))
+
+
+@pytest.mark.parametrize("value", ["on", None])
+def test_cpu_mode_keeps_the_dynamic_batcher_unless_the_config_says_off(repository, tmp_path, value):
+    _set_cpu_batching(repository / "scrfd_500m", value)
+    derived = cpu_repository.derive([repository], tmp_path / "out", log=quiet)
+    config = cpu_repository.read_config(derived.path / "scrfd_500m")
+    assert config.dynamic_batching == cpu_repository.read_config(repository / "scrfd_500m").dynamic_batching
+    assert config.HasField("dynamic_batching")
+
+
+def test_a_bad_cpu_batching_value_leaves_the_model_out_with_the_reason(repository, tmp_path):
+    _set_cpu_batching(repository / "scrfd_500m", "sometimes")
+    derived = cpu_repository.derive([repository], tmp_path / "out", log=quiet)
+    assert derived.skipped["scrfd_500m"] == (
+        'scrfd_500m/config.pbtxt: parameter cpu_mode_dynamic_batching is "sometimes"; '
+        'it must be "on" or "off"')
+    assert "detect_scrfd_500m" in derived.skipped
 
 
 def test_a_model_without_weights_and_its_ensemble_are_left_out(repository, tmp_path):
