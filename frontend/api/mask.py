@@ -29,7 +29,8 @@ def mask_params(
     method: MaskMethod = Query(MaskMethod.gaussian, description="how faces are hidden"),
     strength: int = Query(199, ge=2, le=1001, description=(
         "gaussian/elliptical: blur kernel size in pixels (even values round up to odd); "
-        "pixelate: block edge in pixels; solid: ignored")),
+        "pixelate: block edge in pixels; solid: ignored. As given for faces up to 200 px, "
+        "scaled by side / 200 for larger ones")),
     padding: float = Query(0.15, ge=0.0, le=2.0, description=(
         "grow each box by this fraction of its width (left and right) and height (top and bottom)")),
     format: OutputFormat = Query(OutputFormat.jpeg, description="output image format"),

@@ -8,8 +8,10 @@ import pytest
 from masking import (
     METHODS,
     PADDING_RANGE,
+    REFERENCE_FACE_PX,
     STRENGTH_RANGE,
     ellipse_alpha,
+    face_strength,
     gaussian_blur,
     kernel_sigma,
     kernel_size,
@@ -94,6 +96,47 @@ def test_constants():
     assert METHODS == ("gaussian", "pixelate", "solid", "elliptical")
     assert STRENGTH_RANGE == (2, 1001)
     assert PADDING_RANGE == (0.0, 2.0)
+    assert REFERENCE_FACE_PX == 200
+
+
+# --- strength per face ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("box, strength, expected", [
+    ((0, 0, 100, 120), 199, 199),        # small faces: strength as given
+    ((10, 10, 210, 150), 199, 199),      # exactly the reference size
+    ((0, 0, 300, 600), 199, 597),        # the longer side (600 px) scales it: 199 × 3
+    ((0, 0, 450, 401), 31, 70),          # 31 × 2.25 = 69.75, rounded
+    ((0, 0, 4000, 3000), 1001, 20020),   # beyond the accepted range: it is a per-face value
+    ((0, 0, float("nan"), 400), 50, 50),  # a non-finite box masks nothing; no error on the way
+])
+def test_face_strength_scales_with_faces_above_the_reference_size(box, strength, expected):
+    assert face_strength(strength, np.array(box, np.float64)) == expected
+
+
+def test_a_large_face_is_masked_with_its_scaled_strength():
+    image = _noise(700, 700, seed=21)
+    box = np.array([[50, 60, 450, 660]], np.float32)  # 400 × 600: strength 40 becomes 120
+    masked, count = mask_faces(image, box, "pixelate", 40, 0.0)
+    assert count == 1
+    np.testing.assert_array_equal(masked[60:660, 50:450], pixelate(image[60:660, 50:450], 120))
+    assert (masked[60:180, 50:170] == masked[60, 50]).all()  # one 120 px block from the corner
+    np.testing.assert_array_equal(masked[:60], image[:60])
+
+
+def test_blur_looks_the_same_on_a_face_at_any_resolution():
+    """A face shot at 3× the resolution, masked, then shrunk back, matches the small one
+    masked: scaling the strength keeps what is left of the face independent of pixel count."""
+    small = _texture(300, 300, seed=22)
+    large = cv2.resize(small, (900, 900), interpolation=cv2.INTER_CUBIC)
+    masked_small, _ = mask_faces(small, np.array([[0, 0, 300, 300]], np.float32), "gaussian", 199, 0.0)
+    masked_large, _ = mask_faces(large, np.array([[0, 0, 900, 900]], np.float32), "gaussian", 199, 0.0)
+    shrunk = cv2.resize(masked_large, (300, 300), interpolation=cv2.INTER_AREA)
+    assert np.abs(shrunk.astype(int) - masked_small.astype(int)).mean() < 1.0  # measured 0.18
+    # A 200 px box padded by 2 covers the whole photo too, but keeps strength 199 as given.
+    fixed, _ = mask_faces(large, np.array([[350, 350, 550, 550]], np.float32), "gaussian", 199, 2.0)
+    unscaled = cv2.resize(fixed, (300, 300), interpolation=cv2.INTER_AREA)  # the old fixed kernel
+    assert np.abs(unscaled.astype(int) - masked_small.astype(int)).mean() > 10  # measured 22
 
 
 @pytest.mark.parametrize("method", METHODS)

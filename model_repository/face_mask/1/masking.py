@@ -12,6 +12,12 @@ Padded region
     not counted.
 
 Methods and strength (an integer 2 … 1001 for every method)
+    Strength is measured on a face up to 200 px (REFERENCE_FACE_PX) on its longer
+    side. A larger face gets it scaled by its size: strength × side / 200, rounded
+    (a 600 px face at strength 199 gets 597). A fixed kernel would hide a big face
+    less than a small one: at 199, ArcFace still matched an 850 px face to its
+    blurred self at 0.72; scaled, every face looks masked alike whatever the photo's
+    resolution. "Strength" below means this per-face value.
     gaussian    Gaussian blur of the region. Strength is the kernel size in pixels;
                 an even value is rounded up to the next odd one (2 → 3, 100 → 101).
                 Sigma is derived from the kernel size as OpenCV does,
@@ -55,6 +61,7 @@ METHODS = ("gaussian", "pixelate", "solid", "elliptical")
 STRENGTH_RANGE = (2, 1001)  # inclusive, for every method
 PADDING_RANGE = (0.0, 2.0)  # inclusive, fraction of the box's width / height per side
 
+REFERENCE_FACE_PX = 200  # strength is as given up to this face size, scaled beyond
 EXACT_MAX_KERNEL = 37  # larger kernels use the downscaled blur
 COARSE_SIGMA = 3.0  # sigma (in downscaled pixels) the downscaled blur aims for
 FEATHER_FRACTION = 0.15  # elliptical: feather band / smaller semi-axis
@@ -98,6 +105,15 @@ def padded_regions(boxes: np.ndarray, padding: float, width: int, height: int) -
     regions[keep] = np.stack([np.floor(left[keep]), np.floor(top[keep]),
                               np.ceil(right[keep]), np.ceil(bottom[keep])], axis=1)
     return regions
+
+
+def face_strength(strength: int, box: np.ndarray) -> int:
+    """The strength one face (x1, y1, x2, y2) is masked with: as given up to
+    REFERENCE_FACE_PX on the face's longer side, in proportion to that side beyond."""
+    side = float(max(box[2] - box[0], box[3] - box[1]))
+    if not side > REFERENCE_FACE_PX:  # also for a non-finite box, which masks nothing anyway
+        return int(strength)
+    return int(round(strength * side / REFERENCE_FACE_PX))
 
 
 def kernel_size(strength: int) -> int:
@@ -217,7 +233,8 @@ def mask_faces(image: np.ndarray, boxes: np.ndarray, method: str, strength: int,
                padding: float) -> tuple[np.ndarray, int]:
     """A copy of ``image`` (H×W×3 uint8) with every box's padded region masked, and how many were.
 
-    Raises ValueError for parameters validate() refuses.
+    Each face is masked with face_strength(strength, its box). Raises ValueError for
+    parameters validate() refuses.
     """
     problem = validate(method, strength, padding)
     if problem:
@@ -227,11 +244,12 @@ def mask_faces(image: np.ndarray, boxes: np.ndarray, method: str, strength: int,
     masked = image.copy()
     height, width = image.shape[:2]
     count = 0
-    for x1, y1, x2, y2 in padded_regions(boxes, float(padding), width, height):
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    for box, (x1, y1, x2, y2) in zip(boxes, padded_regions(boxes, float(padding), width, height)):
         if x2 <= x1 or y2 <= y1:
             continue
         # A contiguous copy: OpenCV then sees the region alone, never its neighbours.
         region = np.ascontiguousarray(masked[y1:y2, x1:x2])
-        masked[y1:y2, x1:x2] = mask_region(region, method, int(strength))
+        masked[y1:y2, x1:x2] = mask_region(region, method, face_strength(strength, box))
         count += 1
     return masked, count
