@@ -13,7 +13,8 @@ All three anonymise the same photos in the same run:
 * the service: the real stack (Triton + frontend) over HTTP on loopback.
 
 "Every reference face masked" is checked on each output: inside every face the
-reference detector finds on the original, the output must differ clearly from it.
+reference detector finds on the original, the output must differ clearly from it
+(on enlarged photos, judged at the source photo's size: see Judge).
 
     .venv/bin/python -m benchmarks.mask_vs_deface                  # starts its own stack
     .venv/bin/python -m benchmarks.mask_vs_deface --url http://127.0.0.1:8080 --api-key xyl_...
@@ -70,6 +71,37 @@ def detail(pixels: np.ndarray) -> float:
     return float(cv2.Laplacian(cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY), cv2.CV_32F).var())
 
 
+class Judge:
+    """The reference faces of each photo, and how many of them an output masked.
+
+    On enlarged photos (--photo-scale) both the photo and the output are judged
+    shrunk back to the source's size: enlarging adds no detail, and a 23 px face
+    enlarged to 75 px is a smooth blob whose only "fine detail" is JPEG noise,
+    which no blur can be seen to remove.
+    """
+
+    def __init__(self, photos: dict[str, bytes], scale: float, turbo: TurboJPEG):
+        reference = ReferenceSCRFD(ROOT / "model_repository/scrfd_500m/1/model.onnx")
+        self.turbo, self.scale, self.photos = turbo, scale, photos
+        self.boxes = {name: reference.detect(self._decode(data)).boxes for name, data in photos.items()}
+
+    def _decode(self, data: bytes) -> np.ndarray:
+        return self.turbo.decode(data, pixel_format=TJPF_RGB)
+
+    def _judged(self, rgb: np.ndarray) -> np.ndarray:
+        if self.scale == 1.0:
+            return rgb
+        size = (round(rgb.shape[1] / self.scale), round(rgb.shape[0] / self.scale))
+        return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+    def faces(self) -> int:
+        return sum(len(boxes) for boxes in self.boxes.values())
+
+    def masked(self, name: str, output: bytes) -> int:
+        return masked_faces(self._judged(self._decode(self.photos[name])),
+                            self._judged(self._decode(output)), self.boxes[name] / self.scale)
+
+
 def masked_faces(original: np.ndarray, output: np.ndarray, boxes: np.ndarray) -> int:
     """Reference faces whose central half clearly changed, or lost its fine detail
     (a blur barely moves the mean of a smooth, low-contrast face)."""
@@ -94,7 +126,7 @@ def enlarged(data: bytes, scale: float, turbo: TurboJPEG) -> bytes:
                         quality=92, pixel_format=TJPF_RGB)
 
 
-def run_deface(photos: dict[str, bytes], copies: int, turbo: TurboJPEG, truth: dict) -> dict:
+def run_deface(photos: dict[str, bytes], copies: int, judge: Judge) -> dict:
     deface = ensure_deface()
     folder = Path(tempfile.mkdtemp(prefix="deface-"))
     try:
@@ -114,21 +146,18 @@ def run_deface(photos: dict[str, bytes], copies: int, turbo: TurboJPEG, truth: d
         one = timed(files[:1])
         many = timed(files)
         per_photo = (many - one) / (len(files) - 1)
-        found = masked = 0
-        for name, data in photos.items():
-            output = turbo.decode((folder / f"000_{name.replace('.jpg', '_anonymized.jpg')}").read_bytes(),
-                                  pixel_format=TJPF_RGB)
-            found += len(truth[name])
-            masked += masked_faces(turbo.decode(data, pixel_format=TJPF_RGB), output, truth[name])
+        outputs = {name: (folder / f"000_{name.replace('.jpg', '_anonymized.jpg')}").read_bytes()
+                   for name in photos}
+        masked = sum(judge.masked(name, output) for name, output in outputs.items())
         return {"label": f"deface 1.5 (CLI, {len(files)} photos)", "concurrency": 1,
                 "throughput": 1.0 / per_photo, "p50_ms": per_photo * 1000, "p95_ms": float("nan"),
-                "masked": f"{masked}/{found}", "startup_s": one - per_photo}
+                "masked": f"{masked}/{judge.faces()}", "startup_s": one - per_photo}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_in_process(photos: dict[str, bytes], concurrency: int, requests: int, turbo: TurboJPEG,
-                   truth: dict) -> dict:
+                   judge: Judge) -> dict:
     reference = ReferenceSCRFD(ROOT / "model_repository/scrfd_500m/1/model.onnx", threads=1)
     names = list(photos)
     outputs: dict[str, bytes] = {}
@@ -143,11 +172,11 @@ def run_in_process(photos: dict[str, bytes], concurrency: int, requests: int, tu
     for i in range(len(names)):  # warm-up
         one(i)
     latencies, elapsed = time_threads(one, concurrency, requests)
-    return row("in-process reference", concurrency, latencies, elapsed, photos, outputs, turbo, truth)
+    return row("in-process reference", concurrency, latencies, elapsed, outputs, judge)
 
 
 async def run_service(url: str, api_key: str | None, photos: dict[str, bytes], concurrency: int,
-                      requests: int, turbo: TurboJPEG, truth: dict) -> dict:
+                      requests: int, judge: Judge) -> dict:
     names = list(photos)
     outputs: dict[str, bytes] = {}
     uploads = {name: upload(data, name) for name, data in photos.items()}
@@ -162,17 +191,14 @@ async def run_service(url: str, api_key: str | None, photos: dict[str, bytes], c
         for i in range(len(names)):  # warm-up
             await one(i)
         latencies, elapsed = await time_requests(one, concurrency, requests)
-    return row("service (HTTP -> Triton)", concurrency, latencies, elapsed, photos, outputs, turbo, truth)
+    return row("service (HTTP -> Triton)", concurrency, latencies, elapsed, outputs, judge)
 
 
-def row(label, concurrency, latencies, elapsed, photos, outputs, turbo, truth) -> dict:
-    found = sum(len(truth[name]) for name in photos)
-    masked = sum(masked_faces(turbo.decode(photos[name], pixel_format=TJPF_RGB),
-                              turbo.decode(outputs[name], pixel_format=TJPF_RGB), truth[name])
-                 for name in photos)
+def row(label, concurrency, latencies, elapsed, outputs: dict[str, bytes], judge: Judge) -> dict:
+    masked = sum(judge.masked(name, output) for name, output in outputs.items())
     return {"label": label, "concurrency": concurrency, "throughput": len(latencies) / elapsed,
             "p50_ms": percentile(latencies, 0.5) * 1000, "p95_ms": percentile(latencies, 0.95) * 1000,
-            "masked": f"{masked}/{found}"}
+            "masked": f"{masked}/{judge.faces()}"}
 
 
 def main() -> None:
@@ -186,22 +212,19 @@ def main() -> None:
     turbo = TurboJPEG()
     photos = {name: enlarged((ROOT / "samples" / name).read_bytes(), args.photo_scale, turbo)
               for name in SAMPLE_PHOTOS}
-    reference = ReferenceSCRFD(ROOT / "model_repository/scrfd_500m/1/model.onnx")
-    truth = {name: reference.detect(turbo.decode(data, pixel_format=TJPF_RGB)).boxes
-             for name, data in photos.items()}
+    judge = Judge(photos, args.photo_scale, turbo)
     sizes = ", ".join(f"{name} {turbo.decode_header(data)[0]}x{turbo.decode_header(data)[1]}"
                       for name, data in photos.items())
-    print(f"photos: {sizes} ({sum(len(b) for b in truth.values())} reference faces); "
+    print(f"photos: {sizes} ({judge.faces()} reference faces); "
           f"{args.requests} requests per measurement", flush=True)
 
     print("measuring deface …", flush=True)
-    rows = [run_deface(photos, args.deface_copies, turbo, truth)]
+    rows = [run_deface(photos, args.deface_copies, judge)]
     with service(args.url, args.api_key, args.storage) as (url, api_key):
         for concurrency in args.concurrency:
             print(f"measuring concurrency {concurrency} …", flush=True)
-            rows.append(run_in_process(photos, concurrency, args.requests, turbo, truth))
-            rows.append(asyncio.run(run_service(url, api_key, photos, concurrency, args.requests, turbo,
-                                                truth)))
+            rows.append(run_in_process(photos, concurrency, args.requests, turbo, judge))
+            rows.append(asyncio.run(run_service(url, api_key, photos, concurrency, args.requests, judge)))
 
     print(f"\n{'pipeline':<34} {'conc':>4} {'photos/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'faces masked':>13}")
     for r in rows:
