@@ -114,6 +114,18 @@ def test_face_strength_scales_with_faces_above_the_reference_size(box, strength,
     assert face_strength(strength, np.array(box, np.float64)) == expected
 
 
+def test_mask_faces_can_write_into_a_given_array():
+    image = _noise(80, 90, seed=23)
+    boxes = np.array([[10, 12, 40, 50], [50, 20, 85, 70]], np.float32)
+    expected, count = mask_faces(image, boxes, "gaussian", 31, 0.1)
+    out = np.full_like(image, 7)
+    written, written_count = mask_faces(image, boxes, "gaussian", 31, 0.1, out=out)
+    assert written is out and written_count == count == 2
+    np.testing.assert_array_equal(out, expected)
+    with pytest.raises(ValueError, match="out must be"):
+        mask_faces(image, boxes, "gaussian", 31, 0.1, out=np.zeros((80, 90, 4), np.uint8))
+
+
 def test_a_large_face_is_masked_with_its_scaled_strength():
     image = _noise(700, 700, seed=21)
     box = np.array([[50, 60, 450, 660]], np.float32)  # 400 × 600: strength 40 becomes 120

@@ -230,18 +230,25 @@ def mask_region(region: np.ndarray, method: str, strength: int) -> np.ndarray:
 
 
 def mask_faces(image: np.ndarray, boxes: np.ndarray, method: str, strength: int,
-               padding: float) -> tuple[np.ndarray, int]:
+               padding: float, out: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """A copy of ``image`` (H×W×3 uint8) with every box's padded region masked, and how many were.
 
-    Each face is masked with face_strength(strength, its box). Raises ValueError for
-    parameters validate() refuses.
+    Each face is masked with face_strength(strength, its box). The copy is written
+    into ``out`` (same shape and dtype) when given, saving the caller a copy of the
+    photo. Raises ValueError for parameters validate() refuses.
     """
     problem = validate(method, strength, padding)
     if problem:
         raise ValueError(problem)
     if image.ndim != 3 or image.dtype != np.uint8:
         raise ValueError(f"image must be H×W×C uint8, got {image.shape} {image.dtype}")
-    masked = image.copy()
+    if out is None:
+        masked = image.copy()
+    elif out.shape != image.shape or out.dtype != image.dtype:
+        raise ValueError(f"out must be {image.shape} {image.dtype}, got {out.shape} {out.dtype}")
+    else:
+        masked = out
+        np.copyto(masked, image)
     height, width = image.shape[:2]
     count = 0
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)

@@ -58,8 +58,8 @@ class TritonPythonModel:
         mask_ms = np.zeros((len(images), 1), np.float32)
         for i, image in enumerate(images):
             started = time.perf_counter()
-            masked[i], regions[i, 0] = mask_faces(image, boxes[i, :num_faces[i]], methods[i],
-                                                  strengths[i], paddings[i])
+            _, regions[i, 0] = mask_faces(image, boxes[i, :num_faces[i]], methods[i],
+                                          strengths[i], paddings[i], out=masked[i])
             mask_ms[i, 0] = (time.perf_counter() - started) * 1000.0
         return pb_utils.InferenceResponse(output_tensors=[
             pb_utils.Tensor("MASKED", masked),
