@@ -85,6 +85,13 @@ def mask(client: httpx.Client, data: bytes, filename: str = "photo.jpg", **param
     return client.post("/api/v1/mask", params=params, files={"image": (filename, data)})
 
 
+def batch_counts(triton, model: str) -> dict[int, int]:
+    """Triton's batch_stats for ``model``: batch size -> executions of that size so far
+    (``triton`` is a tritonclient.grpc.InferenceServerClient)."""
+    stats = triton.get_inference_statistics(model, as_json=True)["model_stats"][0]
+    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])}
+
+
 def sample(name: str) -> Path:
     return SAMPLES / name
 

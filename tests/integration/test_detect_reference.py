@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.integration.conftest import PHOTO_FACES, ROOT, detect, sample
+from tests.integration.conftest import PHOTO_FACES, ROOT, batch_counts, detect, sample
 from tests.reference.scrfd_reference import ReferenceSCRFD, decode_image
 
 NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
@@ -93,15 +93,11 @@ def test_concurrent_requests_match_the_reference_one_photo_per_detector_run(clie
     triton = grpcclient.InferenceServerClient(f"127.0.0.1:{stack.triton_grpc}")
     assert not triton.get_model_config("scrfd_500m").config.HasField("dynamic_batching")
 
-    def batch_sizes() -> dict[int, int]:
-        stats = triton.get_inference_statistics("scrfd_500m", as_json=True)["model_stats"][0]
-        return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])}
-
     names = sorted(PHOTO_FACES) * 4
-    before = batch_sizes()
+    before = batch_counts(triton, "scrfd_500m")
     with ThreadPoolExecutor(8) as pool:
         responses = list(pool.map(lambda name: detect(client, sample(name).read_bytes()), names))
-    after = batch_sizes()
+    after = batch_counts(triton, "scrfd_500m")
     for name, response in zip(names, responses):
         assert response.status_code == 200, response.text
         expected = reference.detect(decode_image(sample(name)))

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.integration.conftest import SAMPLES
+from tests.integration.conftest import SAMPLES, batch_counts
 from tests.reference.arcface_reference import ReferenceArcFace, align
 from tests.reference.scrfd_reference import ReferenceSCRFD, decode_image
 
@@ -168,17 +168,13 @@ def test_faces_from_concurrent_requests_share_recognizer_batches(client, stack, 
     crops = [png(align(players, points)) for points in reference[0].detect(players).landmarks]
     triton = grpcclient.InferenceServerClient(f"127.0.0.1:{stack.triton_grpc}")
 
-    def batches() -> dict[int, int]:
-        stats = triton.get_inference_statistics("arcface_w600k_mbf", as_json=True)["model_stats"][0]
-        return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])}
-
-    before = batches()
+    before = batch_counts(triton, "arcface_w600k_mbf")
     # One face per request (embeddings-only), 64 requests, 16 at a time.
     with ThreadPoolExecutor(16) as pool:
         codes = list(pool.map(lambda crop: client.post("/v1/embeddings-only", json={"image": b64(crop)})
                               .status_code, crops * 3))
     assert set(codes) == {200}
-    after = batches()
+    after = batch_counts(triton, "arcface_w600k_mbf")
     merged = {size: after[size] - before.get(size, 0) for size in after if size > 1
               and after[size] > before.get(size, 0)}
     assert merged, f"every recognizer batch held one face: {after}"
