@@ -82,8 +82,10 @@ class Judge:
 
     def __init__(self, photos: dict[str, bytes], scale: float, turbo: TurboJPEG):
         reference = ReferenceSCRFD(ROOT / "model_repository/scrfd_500m/1/model.onnx")
-        self.turbo, self.scale, self.photos = turbo, scale, photos
-        self.boxes = {name: reference.detect(self._decode(data)).boxes for name, data in photos.items()}
+        self.turbo, self.scale = turbo, scale
+        decoded = {name: self._decode(data) for name, data in photos.items()}
+        self.boxes = {name: reference.detect(rgb).boxes for name, rgb in decoded.items()}
+        self.originals = {name: self._judged(rgb) for name, rgb in decoded.items()}  # as judged
 
     def _decode(self, data: bytes) -> np.ndarray:
         return self.turbo.decode(data, pixel_format=TJPF_RGB)
@@ -98,8 +100,8 @@ class Judge:
         return sum(len(boxes) for boxes in self.boxes.values())
 
     def masked(self, name: str, output: bytes) -> int:
-        return masked_faces(self._judged(self._decode(self.photos[name])),
-                            self._judged(self._decode(output)), self.boxes[name] / self.scale)
+        return masked_faces(self.originals[name], self._judged(self._decode(output)),
+                            self.boxes[name] / self.scale)
 
 
 def masked_faces(original: np.ndarray, output: np.ndarray, boxes: np.ndarray) -> int:
