@@ -130,10 +130,11 @@ def keeps_dynamic_batching(config: mc.ModelConfig) -> bool:
     return value == "on"
 
 
-def _cpu_config(config: mc.ModelConfig, weight_name: str, tuning: OnnxTuning) -> mc.ModelConfig:
+def _cpu_config(config: mc.ModelConfig, weight_name: str, tuning: OnnxTuning,
+                batching: bool) -> mc.ModelConfig:
     derived = mc.ModelConfig()
     derived.CopyFrom(config)
-    if not keeps_dynamic_batching(config):
+    if not batching:
         derived.ClearField("dynamic_batching")
     derived.backend = "python"
     derived.platform = ""
@@ -176,7 +177,7 @@ def derive(sources: list[Path], target: Path, tuning: OnnxTuning = OnnxTuning(),
                 result.skipped[config.name] = str(error)
                 continue
             try:
-                keeps_dynamic_batching(config)
+                batching = keeps_dynamic_batching(config)
             except ValueError as error:
                 result.skipped[config.name] = f"{model_dir.name}/config.pbtxt: {error}"
                 continue
@@ -187,7 +188,7 @@ def derive(sources: list[Path], target: Path, tuning: OnnxTuning = OnnxTuning(),
             out = target / config.name
             (out / version).mkdir(parents=True)
             (out / "config.pbtxt").write_text(
-                text_format.MessageToString(_cpu_config(config, weight.name, tuning)))
+                text_format.MessageToString(_cpu_config(config, weight.name, tuning, batching)))
             (out / version / "model.py").symlink_to(ONNX_RUNNER)
             (out / version / weight.name).symlink_to(weight.resolve())
             result.served.append(config.name)
