@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-# Paths of the recognition contract (seeds/002): they answer validation errors as a list.
+# Paths of the recognition contract: they answer validation errors as a list.
 RECOGNITION_PREFIX = "/v1/"
 
 

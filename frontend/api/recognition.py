@@ -1,4 +1,4 @@
-"""The recognition contract (../shared/seeds/002_*.txt): /v1/health, /v1/info/*, and the
+"""The recognition contract (docs/api.md#recognition-api-v1): /v1/health, /v1/info/*, and the
 face endpoints, each as JSON with base64 images and (under /v1/file/) as multipart.
 
 Thin: parse, call services.recognition, shape. The POST endpoints need the

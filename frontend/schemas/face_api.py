@@ -1,4 +1,4 @@
-"""Shapes of the face-api contract (../shared/seeds/001_*.txt), field by field."""
+"""Shapes of the face-api contract (docs/api.md), field by field."""
 
 from __future__ import annotations
 

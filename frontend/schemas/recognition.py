@@ -1,4 +1,4 @@
-"""Shapes of the recognition contract (../shared/seeds/002_*.txt), field by field.
+"""Shapes of the recognition contract (docs/api.md#recognition-api-v1), field by field.
 
 The class names are the contract's schema names; field names (camelCase ones
 included) are exactly the contract's. What each value means is in docs/api.md,

@@ -1,4 +1,4 @@
-"""The recognition contract (/v1/*, seeds/002) through the real stack: every endpoint, JSON
+"""The recognition contract (/v1/*) through the real stack: every endpoint, JSON
 and multipart, the documented shapes and defaults, faceless photos, aligned crops, and the
 refusals (422 list shape, 401, 404, 413).
 

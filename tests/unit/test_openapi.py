@@ -68,7 +68,7 @@ RECOGNITION_POSTS = ["/v1/detect", "/v1/feature", "/v1/feature-only", "/v1/multi
                      "/v1/embeddings-only", "/v1/multi-embeddings", "/v1/score", "/v1/feature-score",
                      "/v1/file/detect", "/v1/file/feature", "/v1/file/feature-only", "/v1/file/embeddings",
                      "/v1/file/embeddings-only", "/v1/file/score"]
-# The recognition contract's schema names (seeds/002); DetectResponse and BoundingBox are
+# The recognition contract's schema names; DetectResponse and BoundingBox are
 # taken by the face-api contract and appear as V1DetectResponse and V1BoundingBox.
 RECOGNITION_SCHEMAS = {
     "DetectReqBody", "DetectResult", "Landmark", "FeatureReqBody", "FeatureResponse", "FeatureInfoResult",
