@@ -42,5 +42,6 @@ USER faceapi
 
 EXPOSE 8080
 # Extra gunicorn flags can be passed through GUNICORN_CMD_ARGS (e.g.
-# "--timeout 60 --graceful-timeout 10 --access-logfile -").
-CMD ["gunicorn", "frontend.app:create_app()", "--worker-class", "uvicorn_worker.UvicornWorker", "--workers", "4", "--bind", "0.0.0.0:8080"]
+# "--timeout 60 --graceful-timeout 10"). frontend.gunicorn_conf sets the log format
+# (FACE_API_LOG_FORMAT) and the folder that sums every worker's metrics.
+CMD ["gunicorn", "frontend.app:create_app()", "--worker-class", "uvicorn_worker.UvicornWorker", "--workers", "4", "--bind", "0.0.0.0:8080", "--config", "python:frontend.gunicorn_conf"]

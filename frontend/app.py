@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -10,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from frontend import __version__, errors, openapi
-from frontend.api import admin, detect, files, health, mask, recognition
+from frontend.api import admin, detect, files, health, mask, metrics, recognition
 from frontend.auth.access import AccessControl, AccessMiddleware
 from frontend.auth.admin import admin_auth
 from frontend.auth.api_keys import ApiKeyStore, UsageCounter
@@ -18,6 +19,9 @@ from frontend.console.router import router as console_router
 from frontend.inference.shared_memory import frontend_shm_prefix
 from frontend.inference.triton import InferenceRejected, TritonClient, TritonUnavailable
 from frontend.middleware import MULTIPART_OVERHEAD, RECOGNITION_BODY_FACTOR, RequestContext
+from frontend.observability.history import History, keep_recording
+from frontend.observability.metrics import multiprocess_dir
+from frontend.observability.requests import RequestObserver
 from frontend.persistence.database import create_database
 from frontend.ratelimit import Rate, open_store
 from frontend.services.archive import Archive
@@ -85,6 +89,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                  if app.state.objects is not None else None)
             # --- admin sessions and credentials (frontend/auth/admin.py) ---
             app.state.admin = admin_auth(settings, app.state.database)  # None: no admin password
+            # --- the last hour of this node's metrics, for the console ---
+            app.state.metrics_history = History(multiprocess_dir())
+            recorder = asyncio.create_task(keep_recording(app.state.metrics_history))
+            stack.callback(recorder.cancel)
             yield
 
     app = FastAPI(
@@ -114,11 +122,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(files.router)
     app.include_router(console_router)
+    app.include_router(metrics.router)
     # RequestContext refuses a too-long Content-Length up front; this also stops a
     # chunked /v1 body (no Content-Length) at the same size while it is read.
     app.include_router(recognition.router, max_body_size=RECOGNITION_BODY_FACTOR * settings.max_upload_bytes
                        + MULTIPART_OVERHEAD)
-    # Outermost last: every response, refusals included, carries X-Request-Id.
+    # Outermost last: every request, refusals included, is counted, logged and has an id.
     app.add_middleware(AccessMiddleware)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_upload_bytes)
+    app.add_middleware(RequestObserver)
     return app

@@ -1,27 +1,55 @@
-"""gunicorn settings that belong to the code rather than the command line: log format.
+"""gunicorn settings that belong to the code rather than the command line: the log
+format and the metrics folder that all workers share.
 
-Each log line carries its time and the worker's pid, so operators (and the
-rate-limit tests) can tell which worker answered a request.
+Load it with ``--config python:frontend.gunicorn_conf`` (./face-api serve and the
+container image do).
 """
 
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "worker": {"format": "%(asctime)s [%(process)d] %(levelname)s %(message)s",
-                   "datefmt": "%Y-%m-%dT%H:%M:%S"},
-    },
-    "handlers": {
-        "stdout": {"class": "logging.StreamHandler", "formatter": "worker", "stream": "ext://sys.stdout"},
-    },
-    "root": {"handlers": ["stdout"], "level": "WARNING"},
-    "loggers": {
-        "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
-        "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
-        "face_api": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
-    },
-}
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from frontend.observability.logs import logging_config  # (imports no prometheus_client: see on_starting)
+from frontend.settings import Settings
+
+# prometheus_client's own name for its multiprocess folder.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+logconfig_dict = logging_config(Settings().log_format)
 
 # gunicorn >= 25 opens a control socket at one fixed path per user ($HOME/.gunicorn);
 # several face-api instances on one machine would share it. Nothing here uses it.
 control_socket_disable = True
+
+_made_metrics_dir: str | None = None
+
+
+def on_starting(server) -> None:
+    """Give the workers a metrics folder before they fork (prometheus_client reads the
+    variable when it is imported): the operator's PROMETHEUS_MULTIPROC_DIR, emptied
+    of an earlier run's counts, or a private temporary folder."""
+    global _made_metrics_dir
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        for stale in [*Path(directory).glob("*.db"), Path(directory) / "history.json"]:
+            stale.unlink(missing_ok=True)
+    else:
+        directory = _made_metrics_dir = tempfile.mkdtemp(prefix="face-api-metrics-")
+        os.environ[MULTIPROC_ENV] = directory
+    server.log.info("metrics of all workers are summed in %s", directory)
+
+
+def child_exit(server, worker) -> None:
+    """A worker is gone: its in-flight gauge leaves the sum; its counters stay counted."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    if _made_metrics_dir:
+        shutil.rmtree(_made_metrics_dir, ignore_errors=True)

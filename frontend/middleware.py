@@ -25,8 +25,9 @@ async def send_detail(send, status: int, detail: str, headers: list[tuple[bytes,
 
 
 class RequestContext:
-    """Gives every request an id (state.request_id, X-Request-Id header) and refuses,
-    before reading them, bodies whose Content-Length already exceeds the upload limit
+    """Answers every request with its id (X-Request-Id: state.request_id, which
+    frontend/observability/requests.py assigns, or a new one) and refuses, before
+    reading them, bodies whose Content-Length already exceeds the upload limit
     (three times that limit on /v1/*, see RECOGNITION_BODY_FACTOR)."""
 
     def __init__(self, app, max_body_bytes: int):
@@ -37,8 +38,8 @@ class RequestContext:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        request_id = str(uuid.uuid4())
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        request_id = state.setdefault("request_id", str(uuid.uuid4()))
         id_header = (b"x-request-id", request_id.encode())
 
         length = dict(scope["headers"]).get(b"content-length")

@@ -19,6 +19,15 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=1, le=65535)
     workers: int = Field(2, ge=1, le=64, description="gunicorn (uvicorn) worker processes")
 
+    # --- observability ---
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="json: one JSON object per log line (request lines included); text: lines for "
+                            "a person; auto: text when stdout is a terminal, json otherwise")
+    metrics_enabled: bool = Field(True, description="serve Prometheus metrics at GET /metrics")
+    metrics_token: str | None = Field(
+        None, min_length=16, description="when set, /metrics answers only requests that send 'Authorization: "
+                                         "Bearer <token>' (in Prometheus: authorization.credentials)")
+
     # --- inference plane ---
     triton_url: str = Field("127.0.0.1:8001", description="Triton gRPC address host:port")
     triton_timeout_s: float = Field(30.0, gt=0, description="deadline of one Triton call")

@@ -45,8 +45,8 @@ def start_frontend(settings: Settings, port: int, workers: int,
         "--worker-class", "uvicorn_worker.UvicornWorker",
         "--workers", str(workers), "--bind", f"{settings.host}:{port}",
         "--graceful-timeout", "10", "--timeout", "60", "--keep-alive", "5",
-        "--access-logfile", "-", "--log-level", "info",
-        "--config", "python:frontend.gunicorn_conf",
+        # Request lines come from the app itself (frontend/observability): no gunicorn access log.
+        "--log-level", "info", "--config", "python:frontend.gunicorn_conf",
     ]
     # Its own session: Ctrl-C reaches this supervisor only, which stops things in order.
     return subprocess.Popen(command, env=env, start_new_session=True)

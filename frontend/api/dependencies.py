@@ -13,6 +13,7 @@ from frontend.auth import admin as admin_auth
 from frontend.auth.admin import AdminAuth, AdminIdentity
 from frontend.errors import ApiError
 from frontend.inference.triton import TritonClient
+from frontend.observability import metrics
 from frontend.services.detection import DetectParams
 from frontend.services.recognition import Recognition
 from frontend.settings import Settings
@@ -102,6 +103,7 @@ async def _basic(request: Request, state: AdminAuth, username: str, password: st
     client = client_address(request)
     locked = state.locked_for(client)
     if locked:
+        metrics.RATE_LIMITED.labels("admin_login").inc()
         rate = request.app.state.access.rates["admin_login"]
         raise ApiError(429, f"too many login attempts: {rate}; retry in {locked} s",
                        {"Retry-After": str(locked)})
@@ -113,6 +115,7 @@ async def _basic(request: Request, state: AdminAuth, username: str, password: st
         if refused.status_code == 429 and refused.headers:
             state.lock(client, float(refused.headers["Retry-After"]))
         raise
+    metrics.AUTH_FAILURES.labels("admin_login").inc()
     raise unauthorized(request, admin_auth.BAD_CREDENTIALS)
 
 
@@ -129,6 +132,7 @@ async def admin(request: Request, _basic_scheme: None = Security(_admin_basic),
         refuse_cross_site(request)
     basic = admin_auth.parse_basic(request.headers.get("authorization"))
     if basic is False:
+        metrics.AUTH_FAILURES.labels("admin_login").inc()
         raise unauthorized(request, admin_auth.BAD_CREDENTIALS)
     if basic is not None:
         return await _basic(request, state, *basic)

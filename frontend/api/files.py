@@ -13,7 +13,6 @@ from fastapi.responses import Response
 
 from frontend.errors import ApiError
 from frontend.storage import ObjectNotFound, ObjectStoreError
-from frontend.storage.local import LocalObjectStore
 from frontend.storage.signing import ExpiredLink, InvalidLink
 
 router = APIRouter(tags=["files"])
@@ -31,7 +30,7 @@ async def download(request: Request, key: str, expires: str | None = None,
                    signature: str | None = None) -> Response:
     """An object behind a link from ``processed_url`` and the like; it works until ``expires``."""
     store = getattr(request.app.state, "objects", None)
-    if not isinstance(store, LocalObjectStore):
+    if store is None or store.backend != "local":
         raise ApiError(501, "download links are served here only by the local storage backend")
     try:
         seconds_left = store.signer.verify(key, expires, signature)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from frontend.auth.api_keys import ApiKeyStore, UsageCounter
 from frontend.middleware import send_detail
+from frontend.observability import metrics
 from frontend.ratelimit import Rate, RateLimitStore
 
 log = logging.getLogger("face_api.access")
@@ -84,6 +85,7 @@ class AccessControl:
         if decision.allowed:
             return Admission(headers=headers)
         retry = str(max(1, math.ceil(decision.retry_after_s)))
+        metrics.RATE_LIMITED.labels(route).inc()
         if route == "admin_login":
             detail = f"too many login attempts: {rate}; retry in {retry} s"
         else:
@@ -92,6 +94,7 @@ class AccessControl:
 
     async def _authenticate(self, api_key: str | None, admission: Admission) -> Admission | None:
         if not api_key:
+            metrics.AUTH_FAILURES.labels("missing_key").inc()
             return Admission(401, f"missing API key: send it in the {API_KEY_HEADER} header")
         try:
             record = await self.keys.find(api_key)
@@ -100,8 +103,10 @@ class AccessControl:
             return Admission(503, "the API-key database is unavailable; try again shortly",
                              {"Retry-After": "5"})
         if record is None:
+            metrics.AUTH_FAILURES.labels("unknown_key").inc()
             return Admission(401, "invalid API key")
         if not record.is_active:
+            metrics.AUTH_FAILURES.labels("inactive_key").inc()
             return Admission(403, "this API key is disabled")
         admission.key_id = record.id
         return None

@@ -21,6 +21,8 @@ from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
 from frontend.inference.shared_memory import Slot, SlotPool
+from frontend.observability import metrics
+from frontend.observability.context import current_request_id, note_faces, note_photo
 
 log = logging.getLogger("face_api.triton")
 
@@ -160,6 +162,7 @@ class TritonClient:
                           image: np.ndarray | None = None) -> Recognized:
         result, inference_ms, _ = await self._infer(pipeline, inputs, RECOGNIZE_OUTPUTS, image)
         count = int(result.as_numpy("NUM_FACES")[0])
+        note_faces(count)
         return Recognized(
             scores=result.as_numpy("SCORES")[:count],
             boxes=result.as_numpy("BOXES")[:count],
@@ -177,6 +180,8 @@ class TritonClient:
         ``image`` (uint8) is sent as the IMAGE input, through a shared-memory slot
         when one is free and big enough, inside the gRPC message otherwise.
         """
+        if image is not None:  # H×W×3, or 1×H×W×3 for the batched pipelines
+            note_photo(image.shape[-3] * image.shape[-2])
         slot = await self._slot_for(image, 2 if image_output else 1)
         try:
             return await self._infer_once(pipeline, inputs, outputs, image, image_output, slot)
@@ -206,8 +211,22 @@ class TritonClient:
                 output.set_shared_memory(slot.name, image.nbytes, offset=image.nbytes)
             requested.append(output)
         started = time.perf_counter()
-        result = await self._call(self._client.infer, pipeline, inputs, outputs=requested)
-        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        outcome = "ok"
+        try:
+            # Triton logs and traces this call under the HTTP request's own id.
+            result = await self._call(self._client.infer, pipeline, inputs, outputs=requested,
+                                      request_id=current_request_id() or "")
+        except TritonUnavailable:
+            outcome = "unavailable"
+            raise
+        except InferenceRejected:
+            outcome = "rejected"
+            raise
+        finally:
+            elapsed_s = time.perf_counter() - started
+            metrics.TRITON_CALLS.labels(pipeline, outcome).inc()
+            metrics.TRITON_LATENCY.labels(pipeline).observe(elapsed_s)
+        elapsed_ms = elapsed_s * 1000.0
         if image_output is None:
             return result, elapsed_ms, None
         if slot is not None:
@@ -311,6 +330,7 @@ def _detect_inputs(confidence: float, nms_threshold: float, max_faces: int) -> l
 def _faces(result: InferResult, inference_ms: float) -> Faces:
     """The detection outputs (DETECT_OUTPUTS) of a pipeline's result, real rows only."""
     count = int(result.as_numpy("NUM_FACES")[0, 0])
+    note_faces(count)
     candidates = result.as_numpy("CANDIDATES")[0]
     return Faces(
         scores=result.as_numpy("SCORES")[0, :count],

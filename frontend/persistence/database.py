@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 import aiosqlite
 import databases
 from databases.backends.sqlite import SQLiteBackend, SQLitePool
 from sqlalchemy.engine import URL, make_url
+
+from frontend.observability import metrics
 
 log = logging.getLogger("face_api.database")
 
@@ -72,15 +75,58 @@ def create_database(url: str) -> databases.Database:
     if backend == "sqlite":
         ensure_sqlite_folder(url)
         # `timeout` is sqlite3's busy timeout.
-        database = databases.Database(url, timeout=SQLITE_BUSY_TIMEOUT_S)
+        database = ObservedDatabase(url, timeout=SQLITE_BUSY_TIMEOUT_S)
         # A databases upgrade that reshapes its SQLite backend must fail here, loudly.
         assert type(database._backend) is SQLiteBackend, type(database._backend)
         database._backend = ReusingSQLiteBackend(database.url, **database.options)
         return database
     options = {key: value for key, value in POSTGRES_POOL.items()
                if key not in databases.DatabaseURL(url).options}
-    return databases.Database(url, timeout=POSTGRES_CONNECT_TIMEOUT_S,
-                              command_timeout=POSTGRES_COMMAND_TIMEOUT_S, **options)
+    return ObservedDatabase(url, timeout=POSTGRES_CONNECT_TIMEOUT_S,
+                            command_timeout=POSTGRES_COMMAND_TIMEOUT_S, **options)
+
+
+def statement_kind(query) -> str:
+    """select, insert, update, delete or other: a bounded label for a SQLAlchemy statement or SQL text."""
+    for kind in ("select", "insert", "update", "delete"):
+        if getattr(query, f"is_{kind}", False):
+            return kind
+    if isinstance(query, str):
+        words = query.split(None, 1)
+        first = words[0].lower() if words else ""
+        return first if first in ("select", "insert", "update", "delete") else "other"
+    return "other"
+
+
+class ObservedDatabase(databases.Database):
+    """databases.Database that counts and times every statement (face_api_database_*)."""
+
+    async def _observed(self, call, query, *args, **kwargs):
+        kind, outcome = statement_kind(query), "ok"
+        started = time.perf_counter()
+        try:
+            return await call(query, *args, **kwargs)
+        except BaseException:
+            outcome = "error"
+            raise
+        finally:
+            metrics.DATABASE_OPS.labels(kind, outcome).inc()
+            metrics.DATABASE_LATENCY.labels(kind).observe(time.perf_counter() - started)
+
+    async def execute(self, query, values=None):
+        return await self._observed(super().execute, query, values)
+
+    async def execute_many(self, query, values):
+        return await self._observed(super().execute_many, query, values)
+
+    async def fetch_all(self, query, values=None):
+        return await self._observed(super().fetch_all, query, values)
+
+    async def fetch_one(self, query, values=None):
+        return await self._observed(super().fetch_one, query, values)
+
+    async def fetch_val(self, query, values=None, column=0):
+        return await self._observed(super().fetch_val, query, values, column=column)
 
 
 class ReusingSQLitePool(SQLitePool):

@@ -24,6 +24,29 @@ class AdminSessionResponse(BaseModel):
     username: str
 
 
+class RecentFigures(BaseModel):
+    requests: int = Field(description="requests answered (every route but /metrics)")
+    rate_per_s: float = Field(description="requests per second")
+    errors: int = Field(description="answers with a 5xx status")
+    error_ratio: float = Field(description="errors / requests; 0 without requests")
+    p95_ms: float | None = Field(description="95th percentile of the time to answer, estimated from the "
+                                             "latency histogram like PromQL's histogram_quantile; "
+                                             "null without requests")
+
+
+class RecentPoint(RecentFigures):
+    time: datetime = Field(description="end of this step")
+
+
+class RecentMetricsResponse(RecentFigures):
+    """This frontend node's own metrics over the last hour (the console's live health)."""
+
+    window_s: int = Field(description="the window: one hour")
+    step_s: int = Field(description="the spacing of points: one minute")
+    since: datetime = Field(description="start of the window actually covered (the node may be younger)")
+    points: list[RecentPoint] = Field(description="one per step, oldest first; fills in as minutes pass")
+
+
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -29,6 +29,7 @@ from frontend import __version__
 from frontend.errors import ApiError, invalid
 from frontend.imaging.decode import decode_image
 from frontend.inference.triton import Faces, TritonClient, TritonUnavailable
+from frontend.observability.context import note_upload
 from frontend.schemas import recognition as schema
 from frontend.settings import Settings
 
@@ -167,7 +168,11 @@ def load_image(source: str | bytes, field: str, max_bytes: int, max_pixels: int)
     Too many bytes or pixels stay 413 ({"detail": "..."}); everything else that
     keeps the image from being used is a 422 at ``("body", field)``.
     """
-    data = decode_base64(source, field) if isinstance(source, str) else source
+    if isinstance(source, str):
+        data = decode_base64(source, field)
+        note_upload(len(data))  # (files were counted as they were read)
+    else:
+        data = source
     if len(data) > max_bytes:
         raise ApiError(413, f"{field} is larger than {max_bytes} bytes (FACE_API_MAX_UPLOAD_BYTES)")
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -69,8 +70,16 @@ class Stack:
                 or "[serve] the frontend exited" in log or "[serve] error:" in log)
 
     def worker_pids(self) -> set[str]:
-        """The gunicorn workers that answered requests, from the access log."""
-        return set(re.findall(r'\[(\d+)\] INFO .*"POST [^"]*" \d{3}', self.log()))
+        """The gunicorn workers that answered POST requests, from the JSON request lines."""
+        return {str(line["pid"]) for line in self.request_lines() if line.get("method") == "POST"}
+
+    def request_lines(self) -> list[dict]:
+        """The frontend's request log lines (one JSON object per request) so far."""
+        found = []
+        for line in self.log().splitlines():
+            if line.startswith("{") and '"message": "request"' in line:
+                found.append(json.loads(line))
+        return found
 
     def stop(self, timeout: float = 60) -> int:
         self.stopped_by_test = True

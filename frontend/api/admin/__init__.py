@@ -11,11 +11,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from frontend.api import dependencies as deps
-from frontend.api.admin import api_keys, auth, images, jobs, preview, stats
+from frontend.api.admin import api_keys, auth, images, jobs, metrics, preview, stats
 
 GUARDED: list[APIRouter] = [
     auth.router,  # GET /auth/session
     api_keys.router,
+    metrics.router,  # the console's live health
     # storage-backed mode (501 while it is off, but /test/mask)
     stats.router,
     images.router,

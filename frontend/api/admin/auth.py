@@ -14,6 +14,7 @@ from frontend.api import dependencies as deps
 from frontend.auth import admin as admin_auth
 from frontend.auth.admin import AdminAuth, AdminIdentity
 from frontend.errors import ApiError
+from frontend.observability import metrics
 from frontend.schemas.admin import AdminSessionResponse, LoginRequest
 from frontend.settings import Settings
 
@@ -67,6 +68,7 @@ async def login(body: LoginRequest, request: Request,
     state, headers = gate
     if not state.check(body.username, body.password):
         log.warning("admin login failed for %r from %s", body.username[:100], deps.client_address(request))
+        metrics.AUTH_FAILURES.labels("admin_login").inc()
         raise ApiError(401, admin_auth.BAD_CREDENTIALS, headers)
     if state.sessions is None:
         raise ApiError(501, NO_SESSIONS, headers)
