@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.stack import ADMIN_PASSWORD, ROOT, STARTED, start_stack
 from tests.support.postgres import PostgresServer, PostgresUnavailable
@@ -115,3 +116,11 @@ def postgres_server():
         pytest.fail(str(error))
     yield server
     server.close()
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples on ``url``'s /metrics whose labels include ``labels``
+    (``name`` as exposed, e.g. face_api_http_requests_total); 0 when there is none."""
+    text = httpx.get(f"{url}/metrics", timeout=30).raise_for_status().text
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == name and labels.items() <= sample.labels.items())

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from frontend.ratelimit import Rate, RedisStore
-from tests.integration.conftest import sample
+from tests.integration.conftest import metric, sample
 from tests.integration.stack import ADMIN_PASSWORD, start_stack
 from tests.support.redis_server import redis_url
 
@@ -147,3 +147,16 @@ def test_redis_store_shares_one_allowance_between_clients():
         first, other = asyncio.run(main(url))
     assert first == [True] * 4 + [False] * 2
     assert other == [True, True]
+
+
+def test_refusals_are_counted_by_limit(single_node):
+    """face_api_rate_limit_refusals_total: one per 429, under the limit that refused it
+    (the detect allowance is spent by the tests above, within the minute)."""
+    def refusals(limit: str) -> float:
+        return metric(single_node.url, "face_api_rate_limit_refusals_total", limit=limit)
+
+    detect_before, mask_before = refusals("detect"), refusals("mask")
+    responses = asyncio.run(burst(single_node.url, "/api/v1/detect", 3))
+    assert statuses(responses) == {429: 3}
+    assert refusals("detect") == detect_before + 3
+    assert refusals("mask") == mask_before
