@@ -55,7 +55,7 @@ def keep_refused_until_both_workers_answered(stack, path: str, headers: dict | N
     """After the allowance is spent, every worker must refuse: it sees the others' use.
 
     Which worker accepts a connection is up to the kernel, so keep asking (every
-    answer must be a 429) until the access log shows both workers answering.
+    answer must be a 429) until the request log lines show both workers answering.
     """
     for _ in range(40):
         if len(stack.worker_pids()) >= 2:
