@@ -21,6 +21,9 @@ const PAGES = [
 const app = document.getElementById("app");
 let user = null;
 let shown = 0; // guards against a slow view drawing over a newer one
+// The shown view's lifetime: aborted when another route is drawn, so that a view's
+// timers and listeners (the dashboard's polling) end with it.
+let lifetime = new AbortController();
 
 /** "#/jobs/abc?page=2" -> { section: "jobs", id: "abc", query: URLSearchParams } */
 function where() {
@@ -48,6 +51,9 @@ function shell(current) {
  * where the first Tab should reach the skip link). */
 async function route(focus = true) {
   const ticket = ++shown;
+  lifetime.abort();
+  lifetime = new AbortController();
+  const { signal } = lifetime;
   if (!user) {
     try {
       user = (await api.session()).username;
@@ -69,7 +75,8 @@ async function route(focus = true) {
   const main = shell(page);
   main.setAttribute("aria-busy", "true"); // until the view has its data (tests wait on it too)
   try {
-    await (place.id && page.detail ? page.detail(main, place.id, place.query) : page.view(main, place.query));
+    await (place.id && page.detail ? page.detail(main, place.id, place.query, signal)
+      : page.view(main, place.query, signal));
   } catch (error) {
     if (ticket !== shown || error.status === 401) return;
     main.append(problem(error));

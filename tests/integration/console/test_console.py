@@ -6,6 +6,7 @@ screenshots that docs/console.md uses (tests/artifacts/screenshots/)."""
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 
@@ -119,8 +120,106 @@ def test_dashboard_shows_the_stats_and_the_last_24_hours(new_page, shoot, client
     assert now["detect"] >= 1
     expect(page.locator(".chart .bar").last.locator("title")).to_contain_text(f"{now['detect']} detect")
     shoot(page, "dashboard")
-    page.get_by_text("Show as a table").click()
-    expect(page.locator("details table tbody tr")).to_have_count(24)
+    day = page.locator(".card", has=page.get_by_role("heading", name="Last 24 hours", exact=True))
+    day.get_by_text("Show as a table").click()
+    expect(day.locator("details table tbody tr")).to_have_count(24)
+
+
+def live_figure(page: Page, label: str) -> str:
+    """The value of one of the live-health figures, as shown (e.g. "0.34 req/s")."""
+    heading = page.get_by_role("heading", name=label, exact=True)
+    return page.locator(".live .stat", has=heading).locator(".value").inner_text()
+
+
+def test_dashboard_shows_live_health_and_polls_only_while_shown(new_page, client, admin):
+    recorded_photo(client)
+    for _ in range(3):
+        assert client.get("/health").status_code == 200
+    page = new_page()
+    page.clock.install()  # the page's timers run when the test says (run_for), not every 15 s
+    polls = []
+    page.on("request", lambda request: "/metrics/recent" in request.url and polls.append(request.url))
+    log_in(page)
+    expect(page.locator("main")).not_to_have_attribute("aria-busy", "true")
+    live = page.locator("section.live")
+    expect(live.get_by_role("heading", name="Live health · last hour")).to_be_visible()
+    for label in ("Request rate", "p95 latency", "Error rate"):
+        expect(live.get_by_role("heading", name=label, exact=True)).to_be_visible()
+    note = live.locator(".stat", has=page.get_by_role("heading", name="Request rate")).locator("p.muted")
+    shown = re.fullmatch(r"([\d,]+) requests? since \d\d:\d\d UTC", note.inner_text())
+    shown = int(shown[1].replace(",", ""))
+    recent = admin.get("/metrics/recent").json()  # after the page's own call: it counts at least as many
+    assert 0 < shown <= recent["requests"], (shown, recent)
+    assert re.fullmatch(r"[\d,]+(\.\d+)? req/s", live_figure(page, "Request rate"))
+    assert re.fullmatch(r"[\d,]+(\.\d)? ms", live_figure(page, "p95 latency"))  # a number: requests were made
+    assert re.fullmatch(r"\d+(\.\d+)?%", live_figure(page, "Error rate"))
+    # The chart, or (on a stack younger than two snapshots) the line that says it is coming.
+    expect(live.locator("svg.live-chart").or_(live.get_by_text("fills in as minutes pass"))).to_be_visible()
+    if live.locator("svg.live-chart").count():
+        minutes = live.locator("svg.live-chart g.minute").count()
+        assert minutes >= 1
+        live.get_by_text("Show the minutes as a table").click()
+        expect(live.locator("details table tbody tr")).to_have_count(minutes)
+
+    # Polled every 15 s while the dashboard is shown...
+    assert len(polls) == 1, polls
+    with page.expect_request(lambda request: "/metrics/recent" in request.url):
+        page.clock.run_for(15_000)
+    expect(live.locator(".live-status")).to_contain_text("Updated")
+    # ...and not once another page is.
+    page.get_by_role("navigation", name="console").get_by_role("link", name="Jobs").click()
+    expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
+    expect(page.locator("main")).not_to_have_attribute("aria-busy", "true")
+    before = len(polls)
+    page.clock.run_for(120_000)
+    page.wait_for_timeout(500)  # a request the timers made would have been reported by now
+    assert len(polls) == before, polls[before:]
+
+
+def fulfil(route, **answer) -> None:
+    route.fulfill(**answer)
+
+
+def test_live_health_says_when_it_has_nothing_to_show(new_page):
+    page = new_page()
+    page.clock.install()
+    page.expected_errors.extend(["status of 501", "net::ERR_FAILED"])  # provoked below
+    log_in(page)
+    live = page.locator("section.live")
+    expect(live.get_by_role("heading", name="Request rate")).to_be_visible()
+    recent = "**/api/v1/admin/metrics/recent"
+
+    # A refresh that fails keeps the figures on show and says how old they are.
+    page.route(recent, lambda route: route.abort())
+    page.clock.run_for(15_000)
+    expect(live.locator(".live-status")).to_contain_text("Could not refresh")
+    expect(live.get_by_role("heading", name="Request rate")).to_be_visible()
+
+    # A server without the endpoint (404, 501) or unreachable: a note, and the rest of the page.
+    for status, text in ((404, "not available on this server"), (501, "not available on this server"),
+                         (None, "could not be loaded")):
+        page.unroute(recent)
+        detail = {"detail": "Not Found" if status == 404 else "Not Implemented"}
+        page.route(recent, (lambda route: route.abort()) if status is None
+                   else functools.partial(fulfil, status=status, json=detail))
+        page.reload()
+        expect(page.locator("main")).not_to_have_attribute("aria-busy", "true")
+        expect(live).to_contain_text(text)
+        expect(live.locator(".stat")).to_have_count(0)
+        expect(page.get_by_role("heading", name="Images", exact=True)).to_be_visible()  # the /stats cards
+
+    # An empty window: the three figures, and the chart to come.
+    page.unroute(recent)
+    page.route(recent, lambda route: route.fulfill(json={
+        "window_s": 3600, "step_s": 60, "since": "2026-12-02T14:00:00Z", "requests": 3, "rate_per_s": 0.1,
+        "errors": 0, "error_ratio": 0.0, "p95_ms": 12.5, "points": []}))
+    page.reload()
+    expect(live.get_by_text("The per-minute chart fills in as minutes pass.")).to_be_visible()
+    assert live_figure(page, "Request rate") == "0.10 req/s"
+    assert live_figure(page, "p95 latency") == "13 ms"
+    assert live_figure(page, "Error rate") == "0%"
+    expect(live.locator("svg")).to_have_count(0)
+    expect(live.get_by_text("Show the minutes as a table")).to_be_hidden()
 
 
 # --- the test page, and finding its result in images and jobs ---

@@ -1,7 +1,9 @@
-// Dashboard: the /stats figures, and a chart of the last 24 hours (jobs per hour by type).
+// Dashboard: the /stats figures, live health over the last hour (views/health.js, polled
+// while the dashboard is shown), and a chart of the last 24 hours (jobs per hour by type).
 
 import * as api from "../api.js";
 import { bytes, count, empty, h, s } from "../ui.js";
+import { fetchRecent, liveHealth } from "./health.js";
 import { storageOff } from "./storage.js";
 
 const hourFormat = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit", timeZone: "UTC" });
@@ -66,13 +68,17 @@ function methods(byMethod, byType) {
       })));
 }
 
-export async function render(main) {
+/** `signal` (app.js) aborts when another page is shown: it ends the live section's polling. */
+export async function render(main, query, signal) {
   main.append(h("h1", {}, "Dashboard"));
+  const recent = fetchRecent(); // beside /stats, so that the page is drawn once, complete
+  // Built only once /stats has answered: a page that fails to draw starts no polling.
+  const live = async () => liveHealth(await recent, { signal, room: () => main.clientWidth - 88 });
   let stats;
   try {
     stats = await api.get("stats");
   } catch (error) {
-    if (error.status === 501) return main.append(storageOff(error));
+    if (error.status === 501) return main.append(storageOff(error), await live()); // live health needs no storage
     throw error;
   }
   const day = stats.last_24h;
@@ -87,6 +93,7 @@ export async function render(main) {
       card("Cleanup queue", count(stats.cleanup_pending),
         stats.cleanup_pending ? "objects still to delete: run ./face-api cleanup" : "nothing waiting",
         stats.cleanup_pending ? "warn" : null)),
+    await live(),
     stats.jobs_total ? activityChart(day.hourly, main.clientWidth - 48)
       : empty("Nothing recorded yet.", h("a", { class: "button primary", href: "#/test" }, "Try the test page")),
     stats.jobs_total ? methods(stats.jobs_by_method, stats.jobs_by_type) : null);
