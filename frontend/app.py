@@ -16,6 +16,7 @@ from frontend.auth.access import AccessControl, AccessMiddleware
 from frontend.auth.admin import admin_auth
 from frontend.auth.api_keys import ApiKeyStore, UsageCounter
 from frontend.console.router import router as console_router
+from frontend.inference.endpoints import EndpointPool
 from frontend.inference.shared_memory import frontend_shm_prefix
 from frontend.inference.triton import InferenceRejected, TritonClient, TritonUnavailable
 from frontend.middleware import MULTIPART_OVERHEAD, RECOGNITION_BODY_FACTOR, RequestContext
@@ -56,7 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Shared-memory regions are named after the gunicorn master (this worker's
             # parent), so that ./face-api serve can remove what a killed worker left.
             shm_prefix = frontend_shm_prefix(os.getppid()) if settings.triton_shared_memory else None
-            app.state.triton = TritonClient(settings.triton_url, settings.triton_timeout_s, shm_prefix)
+            app.state.triton = TritonClient(settings.triton_url, settings.triton_timeout_s, shm_prefix,
+                                            endpoints=EndpointPool(settings.triton_url,
+                                                                   settings.triton_check_interval_s,
+                                                                   settings.triton_dns_refresh_s))
+            await app.state.triton.start()
             stack.push_async_callback(app.state.triton.close)
             app.state.recognition = Recognition(app.state.triton, settings)
             app.state.database = None

@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from frontend.inference.endpoints import parse_targets
 
 RATE_PATTERN = r"^\s*[1-9][0-9]*\s*/\s*(second|minute|hour|day)\s*$"
 
@@ -29,7 +31,14 @@ class Settings(BaseSettings):
                                          "Bearer <token>' (in Prometheus: authorization.credentials)")
 
     # --- inference plane ---
-    triton_url: str = Field("127.0.0.1:8001", description="Triton gRPC address host:port")
+    triton_url: str = Field(
+        "127.0.0.1:8001", description="Triton gRPC address host:port, or several separated by commas; "
+                                      "dns:///name:port (or a plain name) stands for every address the name "
+                                      "resolves to, e.g. a Kubernetes headless Service")
+    triton_check_interval_s: float = Field(
+        1.0, gt=0, le=60, description="how often each Triton server is asked whether it is ready")
+    triton_dns_refresh_s: float = Field(
+        30.0, gt=0, description="how often Triton names are resolved again (servers that come and go)")
     triton_timeout_s: float = Field(30.0, gt=0, description="deadline of one Triton call")
     triton_shared_memory: bool = Field(
         False, description="send photos to Triton through system shared memory (/dev/shm) instead of "
@@ -127,6 +136,12 @@ class Settings(BaseSettings):
     admin_session_ttl_s: int = Field(43200, ge=60, le=30 * 24 * 3600, description="admin session lifetime")
     admin_cookie_secure: bool | None = Field(
         None, description="Secure flag of the session cookie; unset = when the request came over HTTPS")
+
+    @field_validator("triton_url")
+    @classmethod
+    def _triton_addresses(cls, value: str) -> str:
+        parse_targets(value)  # ValueError names the entry that is wrong
+        return value
 
     @property
     def detect_pipeline(self) -> str:

@@ -35,11 +35,13 @@ def say(message: str) -> None:
 
 
 def start_frontend(settings: Settings, port: int, workers: int,
-                   extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-    # Triton runs on this host: photos can reach it through /dev/shm (unless the
-    # operator says otherwise).
-    env = tuned_environment({"FACE_API_TRITON_SHARED_MEMORY": "true", **os.environ, **(extra_env or {})})
-    env["FACE_API_TRITON_URL"] = f"127.0.0.1:{settings.triton_grpc_port}"
+                   extra_env: dict[str, str] | None = None, own_triton: bool = True) -> subprocess.Popen:
+    env = tuned_environment({**os.environ, **(extra_env or {})})
+    if own_triton:
+        # Our Triton runs on this host: photos can reach it through /dev/shm (unless the
+        # operator says otherwise).
+        env.setdefault("FACE_API_TRITON_SHARED_MEMORY", "true")
+        env["FACE_API_TRITON_URL"] = f"127.0.0.1:{settings.triton_grpc_port}"
     command = [
         sys.executable, "-m", "gunicorn", "frontend.app:create_app()",
         "--worker-class", "uvicorn_worker.UvicornWorker",
@@ -96,7 +98,10 @@ def clean_up_objects(settings: Settings) -> None:
             f"./face-api cleanup){last}")
 
 
-def serve(port: int | None = None, workers: int | None = None, frontend: bool = True) -> int:
+def serve(port: int | None = None, workers: int | None = None, frontend: bool = True,
+          triton_here: bool = True) -> int:
+    """Triton and the frontend (``./face-api serve``), only Triton (``runtime triton``), or
+    only the frontend, towards the Triton servers of FACE_API_TRITON_URL (``runtime frontend``)."""
     settings = Settings()
     port = port or settings.port
     workers = workers or settings.workers
@@ -113,17 +118,21 @@ def serve(port: int | None = None, workers: int | None = None, frontend: bool = 
     pipelines = [settings.detect_pipeline, settings.mask_pipeline, settings.recognize_pipeline]
     try:
         admin_env = admin_environment(settings, say) if frontend else {}
-        prepare_database(settings, port)
-        triton.start(required=pipelines)
         if frontend:
-            say(f"starting the frontend on http://{settings.host}:{port} ({workers} workers)")
-            gunicorn = start_frontend(settings, port, workers, admin_env)
-        say(f"Triton metrics: http://127.0.0.1:{settings.triton_metrics_port}/metrics; Ctrl-C stops")
+            prepare_database(settings, port)
+        if triton_here:
+            triton.start(required=pipelines)
+            say(f"Triton metrics: http://127.0.0.1:{settings.triton_metrics_port}/metrics")
+        if frontend:
+            say(f"starting the frontend on http://{settings.host}:{port} ({workers} workers)"
+                + ("" if triton_here else f", Triton at {settings.triton_url}"))
+            gunicorn = start_frontend(settings, port, workers, admin_env, own_triton=triton_here)
+        say("running; Ctrl-C stops")
         while not stop.wait(1.0):
             if gunicorn is not None and gunicorn.poll() is not None:
                 say(f"the frontend exited with code {gunicorn.returncode}; stopping")
                 return gunicorn.returncode or 1
-            if triton.process.poll() is not None and not stop.is_set():
+            if triton_here and triton.process.poll() is not None and not stop.is_set():
                 say(f"tritonserver exited unexpectedly (code {triton.process.returncode}); "
                     "restarting it — the frontend answers 503 meanwhile")
                 triton.stop()

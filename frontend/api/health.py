@@ -18,8 +18,8 @@ router = APIRouter(tags=["health"])
             responses={503: {"model": HealthResponse, "description": "not ready"}})
 async def health(request: Request, settings: Settings = Depends(deps.settings),
                  triton: TritonClient = Depends(deps.triton)):
-    loaded = (await triton.is_ready(settings.detect_pipeline)
-              and await triton.is_ready(settings.mask_pipeline))
+    endpoints = await triton.readiness([settings.detect_pipeline, settings.mask_pipeline])
+    loaded = any(endpoints.values())  # one Triton server that serves both is enough
     input_size = None
     if loaded:
         try:
@@ -42,5 +42,6 @@ async def health(request: Request, settings: Settings = Depends(deps.settings),
         database_ready=database_ready,
         storage_enabled=settings.storage_enabled,
         storage_ready=storage_ready,
+        inference_endpoints=endpoints,
     )
     return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)

@@ -5,21 +5,26 @@ Errors come out as two exceptions the routers map onto HTTP: TritonUnavailable
 (server down, overloaded or too slow: 503) and InferenceRejected (Triton
 refused the inputs: 400). No call can hang: each carries a deadline.
 
-Photos travel through system shared memory when Triton shares this host
-(``shared_memory_prefix``; see shared_memory.py), inside the gRPC message otherwise.
+One or several Triton servers (endpoints.py): each call goes to the next ready
+one, and a call that finds its server unavailable is tried once more on another.
+
+Photos travel through system shared memory when the one Triton server shares
+this host (``shared_memory_prefix``; see shared_memory.py), inside the gRPC
+message otherwise.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
 
 import numpy as np
 from tritonclient.grpc import InferInput, InferRequestedOutput, InferResult
-from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
+from frontend.inference.endpoints import Endpoint, EndpointPool, EndpointUnavailable
 from frontend.inference.shared_memory import Slot, SlotPool
 from frontend.observability import metrics
 from frontend.observability.context import current_request_id, note_faces, note_photo
@@ -34,7 +39,7 @@ MASK_OUTPUTS = ("MASKED", "REGIONS", "MASK_MS")
 RECOGNIZE_OUTPUTS = ("NUM_FACES", "SCORES", "BOXES", "LANDMARKS", "EMBEDDINGS")
 
 
-class TritonUnavailable(Exception):
+class TritonUnavailable(EndpointUnavailable):
     """Triton cannot answer now (down, not ready, or past the deadline)."""
 
 
@@ -86,14 +91,33 @@ def _input(name: str, array: np.ndarray, datatype: str) -> InferInput:
     return tensor
 
 
+def _translated(error: InferenceServerException) -> TritonUnavailable | InferenceRejected:
+    """The server did not answer (another may), a model it lacks (another may have it), or a refusal."""
+    message = error.message() or str(error)
+    if str(error.status()) in UNAVAILABLE:
+        return TritonUnavailable(message, server_down=True)
+    if "not found" in message.lower() or "unavailable" in message.lower():
+        return TritonUnavailable(message)
+    return InferenceRejected(message)
+
+
 class TritonClient:
-    def __init__(self, url: str, timeout_s: float, shared_memory_prefix: str | None = None):
+    def __init__(self, url: str, timeout_s: float, shared_memory_prefix: str | None = None,
+                 check_s: float = 1.0, endpoints: EndpointPool | None = None):
         self.url = url
         self.timeout_s = timeout_s
-        self._client = InferenceServerClient(url)
+        self.endpoints = endpoints or EndpointPool(url, check_s)
         self._input_sizes: dict[str, tuple[int, int]] = {}
         self._parameters: dict[str, dict[str, str]] = {}
-        self._slots = SlotPool(shared_memory_prefix) if shared_memory_prefix else None
+        # Shared memory only towards a single Triton on this host: a region is registered
+        # with one server, and a remote one cannot map it.
+        only = self.endpoints.endpoints[0] if len(self.endpoints.endpoints) == 1 else None
+        local = only is not None and only.local and len(self.endpoints.targets) == 1
+        self._slots = SlotPool(shared_memory_prefix) if shared_memory_prefix and local else None
+
+    async def start(self) -> None:
+        """Check every server once (so the first request goes to a ready one), then keep checking."""
+        await self.endpoints.start()
 
     async def close(self) -> None:
         if self._slots is not None:
@@ -101,16 +125,21 @@ class TritonClient:
                 if slot.registered:
                     await self._unregister(slot)
             self._slots.destroy()
-        await self._client.close()
+        await self.endpoints.close()
 
-    async def _call(self, method, *args, **kwargs):
+    async def _call(self, method: str, *args, **kwargs):
+        """``client.<method>(*args, **kwargs)`` on a ready server, retried once on another."""
+        async def attempt(endpoint: Endpoint):
+            return await self._on(endpoint, method, *args, **kwargs)
+
+        return await self.endpoints.run(attempt)
+
+    async def _on(self, endpoint: Endpoint, method: str, *args, **kwargs):
+        """``client.<method>`` on that server, its errors as TritonUnavailable or InferenceRejected."""
         try:
-            return await method(*args, client_timeout=self.timeout_s, **kwargs)
+            return await getattr(endpoint.client, method)(*args, client_timeout=self.timeout_s, **kwargs)
         except InferenceServerException as error:
-            if str(error.status()) in UNAVAILABLE or "not found" in str(error.message()).lower() \
-                    or "unavailable" in str(error.message()).lower():
-                raise TritonUnavailable(error.message() or str(error)) from None
-            raise InferenceRejected(error.message() or str(error)) from None
+            raise _translated(error) from None
 
     async def detect(self, pipeline: str, rgb: np.ndarray, confidence: float,
                      nms_threshold: float, max_faces: int) -> Faces:
@@ -182,21 +211,26 @@ class TritonClient:
         """
         if image is not None:  # H×W×3, or 1×H×W×3 for the batched pipelines
             note_photo(image.shape[-3] * image.shape[-2])
-        slot = await self._slot_for(image, 2 if image_output else 1)
-        try:
-            return await self._infer_once(pipeline, inputs, outputs, image, image_output, slot)
-        except (InferenceRejected, TritonUnavailable) as error:
-            if slot is None or "shared memory" not in str(error).lower():
-                raise
-            # Triton no longer knows the region (it restarted): register again next
-            # time, and send this photo the plain way.
-            self._slots.forget_registrations()
-            return await self._infer_once(pipeline, inputs, outputs, image, image_output, None)
-        finally:
-            if slot is not None:
-                self._slots.release(slot)
 
-    async def _infer_once(self, pipeline, inputs, outputs, image, image_output, slot: Slot | None):
+        async def attempt(endpoint: Endpoint):
+            slot = await self._slot_for(endpoint, image, 2 if image_output else 1)
+            try:
+                return await self._infer_once(endpoint, pipeline, inputs, outputs, image, image_output, slot)
+            except (InferenceRejected, TritonUnavailable) as error:
+                if slot is None or "shared memory" not in str(error).lower():
+                    raise
+                # Triton no longer knows the region (it restarted): register again next
+                # time, and send this photo the plain way.
+                self._slots.forget_registrations()
+                return await self._infer_once(endpoint, pipeline, inputs, outputs, image, image_output, None)
+            finally:
+                if slot is not None:
+                    self._slots.release(slot)
+
+        return await self.endpoints.run(attempt)
+
+    async def _infer_once(self, endpoint: Endpoint, pipeline, inputs, outputs, image, image_output,
+                          slot: Slot | None):
         inputs = list(inputs)
         requested = [InferRequestedOutput(name) for name in outputs if name != image_output]
         if image is not None and slot is not None:
@@ -214,8 +248,8 @@ class TritonClient:
         outcome = "ok"
         try:
             # Triton logs and traces this call under the HTTP request's own id.
-            result = await self._call(self._client.infer, pipeline, inputs, outputs=requested,
-                                      request_id=current_request_id() or "")
+            result = await self._on(endpoint, "infer", pipeline, inputs, outputs=requested,
+                                    request_id=current_request_id() or "")
         except TritonUnavailable:
             outcome = "unavailable"
             raise
@@ -233,7 +267,7 @@ class TritonClient:
             return result, elapsed_ms, slot.read(image.shape, offset=image.nbytes)
         return result, elapsed_ms, result.as_numpy(image_output)
 
-    async def _slot_for(self, image: np.ndarray | None, copies: int) -> Slot | None:
+    async def _slot_for(self, endpoint: Endpoint, image: np.ndarray | None, copies: int) -> Slot | None:
         """A registered slot for ``copies`` × the image, or None (no pool, too large, all busy)."""
         if self._slots is None or image is None:
             return None
@@ -244,7 +278,7 @@ class TritonClient:
         if slot is None or slot.registered:
             return slot
         try:
-            await self._call(self._client.register_system_shared_memory, slot.name, slot.key, slot.capacity)
+            await self._on(endpoint, "register_system_shared_memory", slot.name, slot.key, slot.capacity)
         except TritonUnavailable:
             self._slots.release(slot)  # down for now: the request will say so
             return None
@@ -261,27 +295,42 @@ class TritonClient:
 
     async def _unregister(self, slot: Slot) -> None:
         try:
-            await self._client.unregister_system_shared_memory(slot.name, client_timeout=2.0)
+            only = self.endpoints.endpoints[0]
+            await only.client.unregister_system_shared_memory(slot.name, client_timeout=2.0)
         except InferenceServerException:
             pass  # Triton is gone or never knew it: nothing to forget
         slot.registered = False
 
     async def is_ready(self, model: str) -> bool:
-        """Whether Triton is live and ``model`` is loaded; False (never an exception) otherwise."""
-        try:
-            return bool(await self._client.is_model_ready(model, client_timeout=min(self.timeout_s, 2.0)))
-        except InferenceServerException:
-            return False
+        """Whether some Triton server has ``model`` loaded and ready; False (never an exception) otherwise."""
+        return any((await self.readiness([model])).values())
+
+    async def readiness(self, models: list[str]) -> dict[str, bool]:
+        """For each server (by address): whether it answers and has every one of ``models`` ready."""
+        async def serves_all(endpoint: Endpoint) -> bool:
+            timeout = min(self.timeout_s, 2.0)
+            try:
+                for model in models:
+                    if not await endpoint.client.is_model_ready(model, client_timeout=timeout):
+                        return False
+                return True
+            except InferenceServerException:
+                return False
+
+        endpoints = list(self.endpoints.endpoints)
+        answers = await asyncio.gather(*(serves_all(endpoint) for endpoint in endpoints))
+        return {endpoint.address: answer for endpoint, answer in zip(endpoints, answers)}
 
     async def model_config(self, model: str) -> dict | None:
         """Triton's configuration of ``model`` as JSON, or None when Triton has no such model."""
         try:
-            response = await self._client.get_model_config(model, as_json=True,
-                                                           client_timeout=self.timeout_s)
-        except InferenceServerException as error:
-            if str(error.status()) in UNAVAILABLE:
-                raise TritonUnavailable(error.message() or str(error)) from None
+            response = await self._call("get_model_config", model, as_json=True)
+        except InferenceRejected:
             return None
+        except TritonUnavailable as error:
+            if error.server_down:
+                raise
+            return None  # no server has it
         return response.get("config", response)
 
     async def pipeline_parameters(self, pipeline: str) -> dict[str, str]:
@@ -296,23 +345,23 @@ class TritonClient:
 
     async def ready_models(self) -> dict[str, str]:
         """The models Triton has loaded and ready: name -> version, sorted by name."""
-        index = await self._call(self._client.get_model_repository_index, as_json=True)
+        index = await self._call("get_model_repository_index", as_json=True)
         ready = {m["name"]: str(m.get("version", "")) for m in index.get("models", [])
                  if m.get("state") == "READY"}
         return dict(sorted(ready.items()))
 
     async def server_metadata(self) -> dict:
         """Triton's name, version and extensions."""
-        return await self._call(self._client.get_server_metadata, as_json=True)
+        return await self._call("get_server_metadata", as_json=True)
 
     async def model_statistics(self, model: str) -> dict:
         """Triton's inference statistics of ``model`` (counts, batch_stats, times)."""
-        return await self._call(self._client.get_inference_statistics, model, as_json=True)
+        return await self._call("get_inference_statistics", model, as_json=True)
 
     async def input_size(self, detector: str) -> tuple[int, int]:
         """(width, height) of the detector's input, read from its Triton config once."""
         if detector not in self._input_sizes:
-            response = await self._call(self._client.get_model_config, detector)
+            response = await self._call("get_model_config", detector)
             dims = list(response.config.input[0].dims)[-2:]  # ... × H × W
             self._input_sizes[detector] = (int(dims[1]), int(dims[0]))
         return self._input_sizes[detector]

@@ -18,6 +18,9 @@ class HealthResponse(BaseModel):
     storage_enabled: bool = Field(description="storage-backed mode (FACE_API_STORAGE_ENABLED)")
     storage_ready: bool = Field(description="object storage (local folder or S3 bucket) is reachable; "
                                            "with storage enabled, /health is 503 until it is")
+    inference_endpoints: dict[str, bool] = Field(
+        default_factory=dict, description="each Triton server (address) and whether it serves the detect "
+                                          "and mask pipelines; model_loaded is true while one does")
 
 
 class ImageInfo(BaseModel):

@@ -17,13 +17,14 @@ PROFILING_FIELDS = {
 }
 
 
-def test_health_reports_the_served_model(client):
+def test_health_reports_the_served_model(client, stack):
     response = client.get("/health")
     assert response.status_code == 200
     assert response.json() == {
         "status": "ok", "model": "scrfd_500m", "model_loaded": True, "input_size": [640, 640],
         "supports_landmarks": True, "database_enabled": True, "database_ready": True,
         "storage_enabled": True, "storage_ready": True,
+        "inference_endpoints": {f"127.0.0.1:{stack.triton_grpc}": True},
     }
     uuid.UUID(response.headers["x-request-id"])
 
