@@ -67,9 +67,14 @@ class RequestObserver:
         metrics.IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, observed_send)
+        except BaseException:
+            # The tally stays open: the server logs the traceback next, in this same task,
+            # and that record should carry the request's id too.
+            raise
+        else:
+            close_tally(token)
         finally:
             metrics.IN_FLIGHT.dec()
-            close_tally(token)
             self._record(scope, tally, answer["status"], answer["bytes"], time.perf_counter() - started)
 
     @staticmethod

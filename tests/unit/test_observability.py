@@ -315,3 +315,18 @@ def test_recent_metrics_answer_for_the_console(client):
     assert body["p95_ms"] is None or body["p95_ms"] > 0
     assert not math.isnan(body["rate_per_s"])
     assert client.get("/api/v1/admin/metrics/recent").status_code == 401
+
+
+async def test_an_unhandled_error_is_counted_as_500_and_its_traceback_carries_the_request_id():
+    from frontend.observability.requests import RequestObserver
+
+    async def failing(scope, receive, send):
+        raise RuntimeError("bug")
+
+    scope = {"type": "http", "method": "GET", "path": "/boom", "headers": [], "app": None}
+    before = count("<unmatched>", "GET", "500")
+    with pytest.raises(RuntimeError):
+        await RequestObserver(failing)(scope, None, None)
+    assert count("<unmatched>", "GET", "500") == before + 1
+    # What uvicorn logs next ("Exception in ASGI application") runs in the same task.
+    assert record("Exception in ASGI application", logging.ERROR).request_id == scope["state"]["request_id"]
