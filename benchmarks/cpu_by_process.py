@@ -42,7 +42,10 @@ def cpu_seconds() -> dict[int, tuple[str, float]]:
 
 def _label(command: str, pid: int) -> str | None:
     if "triton_python_backend_stub" in command:
-        return "stub " + command.split()[1].split("/")[-3]  # .../<model>/<version>/model.py
+        words = command.split()  # a stub's first argument is .../<model>/<version>/model.py
+        path = words[1].split("/") if len(words) > 1 else []
+        # Anything else naming the stub (pgrep -f triton_python_backend_stub) is not one.
+        return "stub " + path[-3] if len(path) >= 3 and path[-1] == "model.py" else None
     if "tritonserver" in command:
         return "tritonserver"
     if "gunicorn" in command:
