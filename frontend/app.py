@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from frontend import __version__, errors, openapi
+from frontend import __version__, api_docs, errors, openapi
 from frontend.api import admin, detect, files, health, mask, metrics, recognition
 from frontend.auth.access import AccessControl, AccessMiddleware
 from frontend.auth.admin import admin_auth
@@ -60,7 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.triton = TritonClient(settings.triton_url, settings.triton_timeout_s, shm_prefix,
                                             endpoints=EndpointPool(settings.triton_url,
                                                                    settings.triton_check_interval_s,
-                                                                   settings.triton_dns_refresh_s))
+                                                                   settings.triton_dns_refresh_s),
+                                            shared_memory_bytes=settings.triton_shared_memory_bytes,
+                                            reclaim_s=settings.shared_memory_reclaim_s)
             await app.state.triton.start()
             stack.push_async_callback(app.state.triton.close)
             app.state.recognition = Recognition(app.state.triton, settings)
@@ -106,6 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Face detection with landmarks, face masking and face recognition, "
                 "served by Triton Inference Server.",
         lifespan=lifespan,
+        # Served from this service instead of a CDN (frontend/api_docs.py).
+        docs_url=None, redoc_url=None,
     )
     app.state.settings = settings
     errors.install(app)
@@ -128,12 +132,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(files.router)
     app.include_router(console_router)
     app.include_router(metrics.router)
+    app.include_router(api_docs.router())
     # RequestContext refuses a too-long Content-Length up front; this also stops a
     # chunked /v1 body (no Content-Length) at the same size while it is read.
     app.include_router(recognition.router, max_body_size=RECOGNITION_BODY_FACTOR * settings.max_upload_bytes
                        + MULTIPART_OVERHEAD)
     # Outermost last: every request, refusals included, is counted, logged and has an id.
     app.add_middleware(AccessMiddleware)
-    app.add_middleware(RequestContext, max_body_bytes=settings.max_upload_bytes)
+    app.add_middleware(RequestContext, max_body_bytes=settings.max_upload_bytes,
+                       body_timeout_s=settings.body_timeout_s,
+                       max_uploads_in_progress=settings.max_uploads_in_progress)
     app.add_middleware(RequestObserver)
     return app

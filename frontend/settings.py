@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from typing import Literal
 
@@ -40,6 +41,11 @@ class Settings(BaseSettings):
     triton_dns_refresh_s: float = Field(
         30.0, gt=0, description="how often Triton names are resolved again (servers that come and go)")
     triton_timeout_s: float = Field(30.0, gt=0, description="deadline of one Triton call")
+    triton_shared_memory_bytes: int = Field(
+        256 * 1024 * 1024, ge=0, description="bound on the shared-memory regions of one worker; photos that "
+                                             "do not fit travel inside the gRPC messages")
+    shared_memory_reclaim_s: float = Field(
+        30.0, gt=0, description="how often workers reclaim the shared-memory regions of killed workers")
     triton_shared_memory: bool = Field(
         False, description="send photos to Triton through system shared memory (/dev/shm) instead of "
                            "inside gRPC messages; only where Triton shares this host's /dev/shm "
@@ -136,6 +142,32 @@ class Settings(BaseSettings):
     admin_session_ttl_s: int = Field(43200, ge=60, le=30 * 24 * 3600, description="admin session lifetime")
     admin_cookie_secure: bool | None = Field(
         None, description="Secure flag of the session cookie; unset = when the request came over HTTPS")
+
+    # --- edge protections: proxies, slow uploads ---
+    trusted_proxies: str = Field(
+        "", description="addresses or networks (CIDR) of the reverse proxies whose X-Forwarded-For and "
+                        "X-Forwarded-Proto are believed, separated by commas, or * for any peer; "
+                        "unset = none: the connecting address is the client")
+    body_timeout_s: float = Field(
+        60.0, gt=0, le=3600, description="a request must have sent its whole body this many seconds after "
+                                         "its headers, or it gets 408 and the connection is closed")
+    max_uploads_in_progress: int = Field(
+        64, ge=1, le=100_000, description="requests per worker still receiving their body; "
+                                          "one more gets 503 with Retry-After")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        if entries == ["*"]:
+            return "*"
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry)  # strict, as gunicorn checks it: 10.0.0.1/8 is a mistake
+            except ValueError:
+                raise ValueError(f"{entry!r} is neither an IP address nor a network such as 10.0.0.0/8 "
+                                 "(or * alone, for any peer)") from None
+        return ",".join(entries)
 
     @field_validator("triton_url")
     @classmethod

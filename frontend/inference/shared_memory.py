@@ -9,8 +9,12 @@ it, and the mask pipeline writes its output photo back into the same region.
 Each worker keeps a few regions ("slots"), one per request in flight, grown on
 demand and reused; a slot's region is registered with Triton once. When Triton
 forgets its registrations (it restarted) the client re-registers the slots; a
-photo too large for a slot, or a request that finds every slot busy, simply
-travels inside the gRPC message as before.
+photo too large for a slot, or a request that finds every slot busy or the
+worker's regions at their byte bound, simply travels inside the gRPC message.
+
+A worker that is killed cannot remove its regions; the other workers find them
+(the owner's pid is in the name) and reclaim them: unregistered from Triton,
+unlinked from /dev/shm.
 """
 
 from __future__ import annotations
@@ -66,11 +70,14 @@ class Slot:
 
 
 class SlotPool:
-    """The regions of one worker process, named ``<prefix><pid>_<n>``."""
+    """The regions of one worker process, named ``<prefix><pid>_<n>``, at most ``max_slots``
+    of them and ``max_bytes`` in all."""
 
-    def __init__(self, prefix: str, max_slots: int = 16):
+    def __init__(self, prefix: str, max_slots: int = 16, max_bytes: int = 256 * 1024 * 1024):
+        self.shared_prefix = prefix
         self.prefix = f"{prefix}{os.getpid()}_"
         self.max_slots = max_slots
+        self.max_bytes = max_bytes
         self._free: list[Slot] = []
         self._busy: set[Slot] = set()
         self._retired: list[Slot] = []  # replaced by a larger one: Triton must forget them first
@@ -89,10 +96,13 @@ class SlotPool:
         if fitting:
             slot = min(fitting, key=lambda s: s.capacity)
             self._free.remove(slot)
-        elif len(self._free) + len(self._busy) < self.max_slots:
+        elif (len(self._free) + len(self._busy) < self.max_slots
+              and self.held_bytes() + needed <= self.max_bytes):
             slot = self._new(needed)
-        elif self._free:  # all slots exist but are too small: replace the largest free one
+        elif self._free:  # too small, or no room for one more: replace the largest free one
             largest = max(self._free, key=lambda s: s.capacity)
+            if self.held_bytes() - largest.capacity + needed > self.max_bytes:
+                return None
             self._free.remove(largest)
             self._retired.append(largest)
             slot = self._new(needed)
@@ -114,6 +124,10 @@ class SlotPool:
         retired, self._retired = self._retired, []
         return retired
 
+    def held_bytes(self) -> int:
+        """Bytes of the regions this worker holds (retired ones included until Triton forgets them)."""
+        return sum(slot.capacity for slot in self.all_slots())
+
     def all_slots(self) -> list[Slot]:
         return [*self._free, *self._busy, *self._retired]
 
@@ -130,6 +144,16 @@ class SlotPool:
 def frontend_shm_prefix(master_pid: int) -> str:
     """The name prefix of every region of the workers of one gunicorn master."""
     return f"faceapi-fe{master_pid}-"
+
+
+def orphaned_regions(prefix: str) -> list[str]:
+    """Names of the /dev/shm regions ``<prefix><pid>_<n>`` whose worker ``pid`` no longer runs."""
+    orphans = []
+    for path in SHM_DIR.glob(f"{prefix}*_*"):
+        pid = path.name[len(prefix):].split("_", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            orphans.append(path.name)
+    return sorted(orphans)
 
 
 def remove_leftovers(prefix: str) -> int:

@@ -25,7 +25,7 @@ from tritonclient.grpc import InferInput, InferRequestedOutput, InferResult
 from tritonclient.utils import InferenceServerException
 
 from frontend.inference.endpoints import Endpoint, EndpointPool, EndpointUnavailable
-from frontend.inference.shared_memory import Slot, SlotPool
+from frontend.inference.shared_memory import SHM_DIR, Slot, SlotPool, orphaned_regions
 from frontend.observability import metrics
 from frontend.observability.context import current_request_id, note_faces, note_photo
 
@@ -103,7 +103,8 @@ def _translated(error: InferenceServerException) -> TritonUnavailable | Inferenc
 
 class TritonClient:
     def __init__(self, url: str, timeout_s: float, shared_memory_prefix: str | None = None,
-                 check_s: float = 1.0, endpoints: EndpointPool | None = None):
+                 check_s: float = 1.0, endpoints: EndpointPool | None = None,
+                 shared_memory_bytes: int = 256 * 1024 * 1024, reclaim_s: float = 30.0):
         self.url = url
         self.timeout_s = timeout_s
         self.endpoints = endpoints or EndpointPool(url, check_s)
@@ -113,13 +114,44 @@ class TritonClient:
         # with one server, and a remote one cannot map it.
         only = self.endpoints.endpoints[0] if len(self.endpoints.endpoints) == 1 else None
         local = only is not None and only.local and len(self.endpoints.targets) == 1
-        self._slots = SlotPool(shared_memory_prefix) if shared_memory_prefix and local else None
+        self._slots = (SlotPool(shared_memory_prefix, max_bytes=shared_memory_bytes)
+                       if shared_memory_prefix and local else None)
+        self._reclaim_s = reclaim_s
+        self._reclaimer: asyncio.Task | None = None
 
     async def start(self) -> None:
-        """Check every server once (so the first request goes to a ready one), then keep checking."""
+        """Check every server once (so the first request goes to a ready one), then keep checking;
+        with shared memory, reclaim the regions of killed workers now and then."""
         await self.endpoints.start()
+        if self._slots is not None:
+            self._reclaimer = asyncio.create_task(self._keep_reclaiming())
+
+    async def reclaim_orphans(self) -> list[str]:
+        """Unregister from Triton and unlink the regions of this master's workers that died."""
+        orphans = orphaned_regions(self._slots.shared_prefix) if self._slots is not None else []
+        triton = self.endpoints.endpoints[0].client  # shared memory means one local server
+        for name in orphans:
+            try:
+                await triton.unregister_system_shared_memory(name, client_timeout=2.0)
+            except InferenceServerException as error:
+                if str(error.status()) in UNAVAILABLE:
+                    continue  # Triton is away: try again next time
+                # (Triton does not know it: it restarted since; the file alone remains)
+            (SHM_DIR / name).unlink(missing_ok=True)
+            log.warning("reclaimed shared memory %s of a worker that died", name)
+        return orphans
+
+    async def _keep_reclaiming(self) -> None:
+        while True:
+            await asyncio.sleep(self._reclaim_s)
+            try:
+                await self.reclaim_orphans()
+            except Exception as error:  # must outlive any one failure
+                log.warning("shared-memory reclaim failed: %r", error)
 
     async def close(self) -> None:
+        if self._reclaimer is not None:
+            self._reclaimer.cancel()
         if self._slots is not None:
             for slot in self._slots.all_slots():
                 if slot.registered:

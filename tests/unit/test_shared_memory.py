@@ -13,6 +13,7 @@ from frontend.inference.shared_memory import (
     SHM_DIR,
     SlotPool,
     frontend_shm_prefix,
+    orphaned_regions,
     remove_leftovers,
 )
 
@@ -87,3 +88,29 @@ def test_destroy_unlinks_every_region_and_leftovers_are_found_by_prefix(pool):
     (SHM_DIR / f"{prefix}2_1").write_bytes(b"x")
     assert remove_leftovers(prefix) == 2
     assert not list(SHM_DIR.glob(f"{prefix}*"))
+
+
+def test_a_worker_holds_at_most_its_byte_bound():
+    pool = SlotPool(f"faceapi-test{os.getpid()}-", max_slots=8, max_bytes=4 * GRANULE)
+    try:
+        first = pool.acquire(3 * GRANULE)
+        assert pool.acquire(2 * GRANULE) is None  # 3 + 2 MiB > 4 MiB: the photo goes by gRPC
+        second = pool.acquire(GRANULE)
+        assert second is not None and pool.held_bytes() == 4 * GRANULE
+        pool.release(first)
+        assert pool.acquire(4 * GRANULE) is None  # replacing the 3 MiB slot would still exceed it
+        assert pool.acquire(2 * GRANULE) is first
+    finally:
+        pool.destroy()
+
+
+def test_regions_of_workers_that_died_are_found():
+    prefix = frontend_shm_prefix(999_999_998)
+    dead = 2**22 + 12345  # above pid_max's default: no such process
+    mine, orphan = f"{prefix}{os.getpid()}_1", f"{prefix}{dead}_3"
+    for name in (mine, orphan):
+        (SHM_DIR / name).write_bytes(b"x")
+    try:
+        assert orphaned_regions(prefix) == [orphan]
+    finally:
+        remove_leftovers(prefix)
