@@ -9,7 +9,7 @@ FROM python:3.11-slim-bookworm
 # Debian's libjpeg-turbo 2.1).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential libjpeg62-turbo-dev zlib1g-dev libpng-dev libwebp-dev libturbojpeg0 \
+      build-essential libjpeg62-turbo-dev zlib1g-dev libpng-dev libwebp-dev libtiff-dev libturbojpeg0 \
  && rm -rf /var/lib/apt/lists/*
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -36,6 +36,8 @@ RUN CC="$CC" pip install --no-cache-dir --no-binary pillow-simd -r requirements.
 
 # Only the frontend package: it needs neither runtime/ nor the models.
 COPY frontend/ ./frontend/
+# Every image format the docs list must work in this build (pillow-simd built with libtiff, WebP...).
+RUN python -m frontend.imaging.codecs
 
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin faceapi
 USER faceapi

@@ -123,7 +123,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(InferenceRejected)
     async def _rejected(_: Request, error: InferenceRejected) -> JSONResponse:
-        return JSONResponse({"detail": f"the inference server rejected the request: {error}"}, 400)
+        # Triton's own words may name files of the model repository: they go to the log only.
+        log.warning("the inference server rejected the request: %s", error)
+        return JSONResponse({"detail": "the inference server could not process this photo with these "
+                                       "parameters"}, 400)
 
     app.include_router(health.router)
     app.include_router(detect.router)

@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse
 
 # Paths of the recognition contract: they answer validation errors as a list.
 RECOGNITION_PREFIX = "/v1/"
+# The multipart file fields that carry photos: a missing one gets a hint on how to send it.
+IMAGE_FIELDS = ("image", "image1", "image2")
 
 
 def is_recognition(path: str) -> bool:
@@ -48,8 +50,10 @@ def describe_validation(error: RequestValidationError) -> str:
         message = problem.get("msg", "is invalid")
         if problem.get("type") == "missing":
             message = "is required"
-            if problem.get("loc", ("",))[0] == "body":
-                message = "is required (send the photo as multipart/form-data field 'image')"
+            loc = tuple(problem.get("loc", ()))
+            # Only a photo field: JSON bodies (the admin API, the login) have other fields.
+            if len(loc) == 2 and loc[0] == "body" and loc[1] in IMAGE_FIELDS:
+                message = f"is required (send the photo as multipart/form-data field '{loc[1]}')"
         parts.append(f"{field}: {message}")
     return "; ".join(parts)
 

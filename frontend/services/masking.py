@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from anyio import to_thread
 
-from frontend.imaging.decode import DecodedImage, decode_image
-from frontend.imaging.encode import MEDIA_TYPES, encode_image
+from frontend.imaging.decode import DecodedImage, decode_image, header_size
+from frontend.imaging.encode import MEDIA_TYPES, check_output_size, encode_image
 from frontend.inference.triton import TritonClient
 from frontend.schemas import face_api as schema
 from frontend.services import detection
@@ -42,11 +42,21 @@ def _ms(value: float) -> str:
     return f"{value:.2f}"
 
 
+def decode_for_output(data: bytes, fmt: str, max_pixels: int) -> DecodedImage:
+    """Decode the upload, after refusing from its header alone (422) a size that ``fmt``
+    cannot encode: no decoding or inference is spent on a result that could not be sent."""
+    size = header_size(data)
+    # A photo over the pixel limit is left to the decoder's 413, the more fundamental refusal.
+    if size is not None and size[0] * size[1] <= max_pixels:
+        check_output_size(*size, fmt)
+    return decode_image(data, max_pixels)
+
+
 async def mask(data: bytes, detect: DetectParams, params: MaskParams, triton: TritonClient,
                settings: Settings) -> MaskedPhoto:
     """Decode, detect + mask in one Triton call, encode."""
     t0 = time.perf_counter()
-    image = await to_thread.run_sync(decode_image, data, settings.max_image_pixels)
+    image = await to_thread.run_sync(decode_for_output, data, params.format, settings.max_image_pixels)
     t1 = time.perf_counter()
     masked = await triton.mask(settings.mask_pipeline, image.pixels, detect.confidence,
                                detect.nms_threshold, detect.max_faces, params.method,
