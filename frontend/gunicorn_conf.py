@@ -18,7 +18,11 @@ from frontend.settings import Settings
 # prometheus_client's own name for its multiprocess folder.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
-logconfig_dict = logging_config(Settings().log_format)
+_settings = Settings()
+logconfig_dict = logging_config(_settings.log_format)
+# X-Forwarded-For/-Proto count only from FACE_API_TRUSTED_PROXIES; empty = from no one
+# (gunicorn and uvicorn would otherwise believe any process on 127.0.0.1).
+forwarded_allow_ips = _settings.trusted_proxies
 
 # gunicorn >= 25 opens a control socket at one fixed path per user ($HOME/.gunicorn);
 # several face-api instances on one machine would share it. Nothing here uses it.

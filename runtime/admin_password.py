@@ -32,7 +32,7 @@ def kept_secret(path: Path, make: Callable[[], str]) -> tuple[str, bool]:
         return path.read_text().strip(), False
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # .run/: private state
     secret = make()
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -27,6 +27,7 @@ from frontend.settings import Settings
 from runtime.admin_password import admin_environment
 from runtime.allocator import tuned_environment
 from runtime.cpu_repository import OnnxTuning
+from runtime.paths import RUN
 from runtime.triton_server import EmbeddedTriton
 
 
@@ -48,6 +49,7 @@ def start_frontend(settings: Settings, port: int, workers: int,
         "--workers", str(workers), "--bind", f"{settings.host}:{port}",
         "--graceful-timeout", "10", "--timeout", "60", "--keep-alive", "5",
         # Request lines come from the app itself (frontend/observability): no gunicorn access log.
+        # (gunicorn_conf also sets which proxies' X-Forwarded-* headers count)
         "--log-level", "info", "--config", "python:frontend.gunicorn_conf",
     ]
     # Its own session: Ctrl-C reaches this supervisor only, which stops things in order.
@@ -98,10 +100,21 @@ def clean_up_objects(settings: Settings) -> None:
             f"./face-api cleanup){last}")
 
 
+def keep_state_private() -> None:
+    """Whatever this process and its children create (databases and SQLite's -wal/-shm files,
+    objects, logs, Triton's derived repository) is the user's alone: 0600 files, 0700 folders.
+    A umask, rather than chmod after the fact, also covers the files created later; `.run/`
+    itself is closed too, which shields what an earlier version left readable inside it."""
+    os.umask(0o077)
+    RUN.mkdir(mode=0o700, parents=True, exist_ok=True)
+    RUN.chmod(0o700)
+
+
 def serve(port: int | None = None, workers: int | None = None, frontend: bool = True,
           triton_here: bool = True) -> int:
     """Triton and the frontend (``./face-api serve``), only Triton (``runtime triton``), or
     only the frontend, towards the Triton servers of FACE_API_TRITON_URL (``runtime frontend``)."""
+    keep_state_private()
     settings = Settings()
     port = port or settings.port
     workers = workers or settings.workers

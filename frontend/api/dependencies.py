@@ -13,6 +13,7 @@ from frontend.auth import admin as admin_auth
 from frontend.auth.admin import AdminAuth, AdminIdentity
 from frontend.errors import ApiError
 from frontend.inference.triton import TritonClient
+from frontend.middleware import client_host
 from frontend.observability import metrics
 from frontend.services.detection import DetectParams
 from frontend.services.recognition import Recognition
@@ -75,8 +76,8 @@ def refuse_cross_site(request: Request) -> None:
 
 
 def client_address(request: Request) -> str:
-    # Behind a proxy: its X-Forwarded-For, when it connects from gunicorn's forwarded_allow_ips.
-    return request.client.host if request.client else "unknown"
+    # The same address as the rate limits and the request log (FACE_API_TRUSTED_PROXIES).
+    return client_host(request.scope) or "unknown"
 
 
 async def count_login_attempt(request: Request) -> dict[str, str]:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from frontend.auth.api_keys import ApiKeyStore, UsageCounter
-from frontend.middleware import send_detail
+from frontend.middleware import client_host, send_detail
 from frontend.observability import metrics
 from frontend.ratelimit import Rate, RateLimitStore
 
@@ -135,7 +135,7 @@ class AccessMiddleware:
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
         api_key = headers.get(API_KEY_HEADER.lower().encode(), b"").decode("latin-1").strip() or None
-        client = scope["client"][0] if scope.get("client") else "unknown"
+        client = client_host(scope) or "unknown"
         admission = await access.admit(route, api_key, client)
         extra = [(k.lower().encode(), v.encode()) for k, v in admission.headers.items()]
         if admission.status != 200:

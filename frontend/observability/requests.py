@@ -14,6 +14,7 @@ import os
 import time
 import uuid
 
+from frontend.middleware import client_host
 from frontend.observability import metrics
 from frontend.observability.context import Tally, close_tally, open_tally
 
@@ -88,10 +89,9 @@ class RequestObserver:
             metrics.PIXELS.labels(route).observe(pixels)
         if tally.faces is not None:
             metrics.FACES.labels(route).observe(tally.faces)
-        client = scope.get("client")
         log.info("request", extra={"fields": {
             "request_id": tally.request_id, "method": method, "route": route, "path": scope.get("path", ""),
             "status": status, "latency_ms": round(elapsed_s * 1000.0, 2),
             "key_id": scope.get("state", {}).get("api_key_id"), "faces": tally.faces,
             "bytes_in": tally.upload_bytes, "bytes_out": bytes_out,
-            "client": client[0] if client else None, "pid": os.getpid()}})
+            "client": client_host(scope), "pid": os.getpid()}})

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -64,9 +65,37 @@ def sqlite_path(url: str) -> Path:
     return Path(path)
 
 
+def make_private_folder(folder: Path) -> None:
+    """Create `folder` and its missing parents as 0700 (what exists already is left as it is)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for each in reversed(missing):
+        each.mkdir(mode=0o700, exist_ok=True)
+
+
+def make_private_file(path: Path) -> None:
+    """Create `path` empty as 0600, or take group and other access away from it.
+
+    SQLite creates a database's -wal and -shm files with the database file's own
+    mode, so a private database file keeps them private too, whatever the umask.
+    """
+    make_private_folder(path.parent)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = each.stat().st_mode
+            if mode & 0o077:
+                each.chmod(mode & 0o700)
+        except FileNotFoundError:
+            pass
+
+
 def ensure_sqlite_folder(url: str) -> None:
+    """The SQLite file's folder (0700) and the file itself (0600): it holds key and session hashes."""
     if backend_of(url) == "sqlite":
-        sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
+        make_private_file(sqlite_path(url))
 
 
 def create_database(url: str) -> databases.Database:

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from anyio import to_thread
 
+from frontend.persistence.database import make_private_file
 from frontend.ratelimit.gcra import Decision, Rate, decide
 
 
@@ -36,7 +37,7 @@ class SqliteStore:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_file(self.path)  # 0600 in a 0700 folder; SQLite gives -wal/-shm the same mode
         self._local = threading.local()
         with self._connect() as db:
             db.execute("CREATE TABLE IF NOT EXISTS rate_limits (key TEXT PRIMARY KEY, tat REAL NOT NULL)")

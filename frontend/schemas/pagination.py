@@ -11,10 +11,13 @@ from pydantic import BaseModel, Field
 Item = TypeVar("Item")
 
 MAX_PER_PAGE = 100
+# The deepest page: its offset (at most 10^8 rows) stays far below what databases take
+# (SQLite's 64-bit integers); a larger page would overflow there and answer 500.
+MAX_PAGE = 1_000_000
 
 
 class PageParams(BaseModel):
-    page: int = Field(1, ge=1)
+    page: int = Field(1, ge=1, le=MAX_PAGE)
     per_page: int = Field(20, ge=1, le=MAX_PER_PAGE)
 
     @property
@@ -22,8 +25,10 @@ class PageParams(BaseModel):
         return (self.page - 1) * self.per_page
 
 
-def page_params(page: int = Query(1, ge=1, description="1-based page number"),
-                per_page: int = Query(20, ge=1, le=MAX_PER_PAGE, description="items per page")) -> PageParams:
+def page_params(page: int = Query(1, ge=1, le=MAX_PAGE,
+                                  description=f"1-based page number (at most {MAX_PAGE})"),
+                per_page: int = Query(20, ge=1, le=MAX_PER_PAGE,
+                                      description=f"items per page (at most {MAX_PER_PAGE})")) -> PageParams:
     return PageParams(page=page, per_page=per_page)
 
 

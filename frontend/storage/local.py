@@ -14,6 +14,7 @@ from pathlib import Path
 
 from anyio import to_thread
 
+from frontend.persistence.database import make_private_folder
 from frontend.storage.base import ObjectNotFound, ObjectStoreError, check_key
 from frontend.storage.signing import UrlSigner
 
@@ -29,7 +30,7 @@ class LocalObjectStore:
         return self.root / check_key(key)
 
     async def start(self) -> None:
-        await to_thread.run_sync(lambda: self.root.mkdir(parents=True, exist_ok=True))
+        await to_thread.run_sync(make_private_folder, self.root)  # people's photos: 0700
 
     async def close(self) -> None:
         pass
@@ -74,7 +75,7 @@ class LocalObjectStore:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_folder(path.parent)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(descriptor, "wb") as file:

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 import tempfile
 import time
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
+from frontend.persistence.database import make_private_folder
 from frontend.settings import Settings
 from frontend.storage.base import check_key
 
@@ -25,6 +27,8 @@ log = logging.getLogger("face_api.storage")
 
 FILES_PATH = "/api/v1/files/"
 KEY_FILE = ".url-signing-key"
+# Epoch seconds in canonical decimal, at most 12 digits.
+CANONICAL_EXPIRY = re.compile(r"[1-9][0-9]{0,11}")
 
 
 class InvalidLink(Exception):
@@ -60,7 +64,8 @@ class UrlSigner:
         The signature is checked first (in constant time), so a tampered expiry
         reads as invalid, not as expired.
         """
-        if not (expires and signature and len(expires) <= 12 and expires.isascii() and expires.isdigit()):
+        # Only the form url() writes: one link, one spelling (no leading zeros, sign or spaces).
+        if not (expires and signature and CANONICAL_EXPIRY.fullmatch(expires)):
             raise InvalidLink("invalid download link")
         expected = self.signature(key, int(expires))
         if not hmac.compare_digest(expected.encode(), signature.encode()):
@@ -84,7 +89,7 @@ def signing_key(settings: Settings) -> bytes:
                            "backend (download links must survive restarts and be the same on every node)")
     folder = Path(settings.storage_dir)
     path = folder / KEY_FILE
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_folder(folder)
     if not path.exists():
         descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".key-")  # O_EXCL, mode 0600
         try:

@@ -28,8 +28,8 @@ NO_SESSIONS = ("admin sessions are kept in the database (FACE_API_DATABASE_ENABL
 
 
 def _secure(request: Request, settings: Settings) -> bool:
-    # Unset: follow the scheme the request came in with (behind a proxy, X-Forwarded-Proto
-    # from an address in gunicorn's forwarded_allow_ips).
+    # Unset: follow the scheme the request came in with (behind a proxy, its X-Forwarded-Proto
+    # when it connects from an address in FACE_API_TRUSTED_PROXIES).
     if settings.admin_cookie_secure is not None:
         return settings.admin_cookie_secure
     return request.url.scheme == "https"
