@@ -16,6 +16,7 @@ from frontend.auth.access import AccessControl, AccessMiddleware
 from frontend.auth.admin import admin_auth
 from frontend.auth.api_keys import ApiKeyStore, UsageCounter
 from frontend.console.router import router as console_router
+from frontend.imaging import budget as pixel_budget
 from frontend.inference.endpoints import EndpointPool
 from frontend.inference.shared_memory import frontend_shm_prefix
 from frontend.inference.triton import InferenceRejected, TritonClient, TritonUnavailable
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.triton.start()
             stack.push_async_callback(app.state.triton.close)
             app.state.recognition = Recognition(app.state.triton, settings)
+            pixel_budget.configure(settings.pixel_budget, settings.pixel_budget_wait_s)
             app.state.database = None
             keys = usage = limits = None
             if settings.database_enabled:

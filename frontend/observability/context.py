@@ -9,6 +9,7 @@ the log format before it may import that library; see gunicorn_conf.py.)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ class Tally:
     upload_bytes: int = 0
     photo_pixels: list[int] = field(default_factory=list)
     faces: int | None = None  # None: no inference ran
+    at_end: list[Callable[[], None]] = field(default_factory=list)  # once the answer is sent
 
 
 _current: ContextVar[Tally | None] = ContextVar("face_api_request", default=None)
@@ -47,6 +49,16 @@ def note_faces(count: int) -> None:
     tally = _current.get()
     if tally is not None:
         tally.faces = (tally.faces or 0) + count
+
+
+def when_answered(callback: Callable[[], None]) -> bool:
+    """Run ``callback`` once the request being served has been answered (or has failed);
+    False, and nothing registered, outside a request."""
+    tally = _current.get()
+    if tally is None:
+        return False
+    tally.at_end.append(callback)
+    return True
 
 
 def open_tally(request_id: str) -> tuple[Tally, Token]:

@@ -76,6 +76,8 @@ class RequestObserver:
             close_tally(token)
         finally:
             metrics.IN_FLIGHT.dec()
+            for callback in tally.at_end:  # e.g. the pixels this request held (imaging/budget.py)
+                callback()
             self._record(scope, tally, answer["status"], answer["bytes"], time.perf_counter() - started)
 
     @staticmethod

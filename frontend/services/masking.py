@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from anyio import to_thread
 
+from frontend.imaging import budget
 from frontend.imaging.decode import DecodedImage, decode_image, header_size
 from frontend.imaging.encode import MEDIA_TYPES, check_output_size, encode_image
 from frontend.inference.triton import TritonClient
@@ -55,6 +56,7 @@ def decode_for_output(data: bytes, fmt: str, max_pixels: int) -> DecodedImage:
 async def mask(data: bytes, detect: DetectParams, params: MaskParams, triton: TritonClient,
                settings: Settings) -> MaskedPhoto:
     """Decode, detect + mask in one Triton call, encode."""
+    await budget.admit_upload(data, settings.max_image_pixels)  # masking needs every pixel
     t0 = time.perf_counter()
     image = await to_thread.run_sync(decode_for_output, data, params.format, settings.max_image_pixels)
     t1 = time.perf_counter()

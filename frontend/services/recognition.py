@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 
 from frontend import __version__
 from frontend.errors import ApiError, invalid
+from frontend.imaging import budget
 from frontend.imaging.decode import decode_image
 from frontend.inference.triton import Faces, TritonClient, TritonUnavailable
 from frontend.observability.context import note_upload
@@ -168,17 +169,20 @@ def embeddings_list(vector: np.ndarray) -> list[float]:
 
 # --- images ---
 
+def decode_upload_base64(text: str, field: str) -> bytes:
+    """The bytes of an image sent as base64, counted as uploaded (files are counted as they are read)."""
+    data = decode_base64(text, field)
+    note_upload(len(data))
+    return data
+
+
 def load_image(source: str | bytes, field: str, max_bytes: int, max_pixels: int) -> np.ndarray:
     """RGB pixels of an image sent as base64 (str) or as a file (bytes).
 
     Too many bytes or pixels stay 413 ({"detail": "..."}); everything else that
     keeps the image from being used is a 422 at ``("body", field)``.
     """
-    if isinstance(source, str):
-        data = decode_base64(source, field)
-        note_upload(len(data))  # (files were counted as they were read)
-    else:
-        data = source
+    data = decode_upload_base64(source, field) if isinstance(source, str) else source
     if len(data) > max_bytes:
         raise ApiError(413, f"{field} is larger than {max_bytes} bytes (FACE_API_MAX_UPLOAD_BYTES)")
     try:
@@ -316,7 +320,11 @@ class Recognition:
     # --- inputs ---
 
     async def load(self, source: str | bytes, field: str) -> np.ndarray:
-        """Decode base64 (if it is) and the image in one trip off the event loop."""
+        """Decode base64 (if it is), take the photo's pixels from the worker's budget, and decode
+        the image, both off the event loop."""
+        if isinstance(source, str):
+            source = await to_thread.run_sync(decode_upload_base64, source, field)
+        await budget.admit_upload(source, self.settings.max_image_pixels)
         return await to_thread.run_sync(load_image, source, field, self.settings.max_upload_bytes,
                                         self.settings.max_image_pixels)
 
