@@ -77,8 +77,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0, description="larger uploads get 413")
     max_image_pixels: int = Field(50_000_000, gt=0, description="larger images get 413")
     pixel_budget: int = Field(
-        100_000_000, gt=0, description="decoded pixels in flight per worker (two maximum-size photos); "
-                                       "requests beyond it wait, then get 503; a photo larger than it, 413")
+        60_000_000, gt=0, description="decoded pixels in flight per worker (one maximum-size photo and "
+                                      "ordinary ones beside it); requests beyond it wait, then get 503; "
+                                      "a photo larger than it, 413")
     pixel_budget_wait_s: float = Field(
         10.0, ge=0, le=300, description="how long a request waits for room in the pixel budget before 503")
 

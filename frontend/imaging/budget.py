@@ -6,7 +6,9 @@ request asks for its photo's pixels, read from the header *before* decoding,
 and holds them until it has answered. Requests that do not fit wait their turn
 (first come, first served, so a large photo is not starved by small ones) for a
 short while, then get 503 with Retry-After; a photo larger than the whole
-budget can never fit and gets 413 at once.
+budget can never fit and gets 413 at once. Small photos (a tenth of the budget
+or less: every ordinary photo) go ahead whenever they fit, so a queue of large
+ones does not hold ordinary traffic up.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class PixelBudget:
     def __init__(self, limit: int, wait_s: float):
         self.limit = limit
         self.wait_s = wait_s
+        self.small = limit // 10
         self.in_use = 0
         self._queue: deque[tuple[int, asyncio.Future]] = deque()
 
@@ -33,10 +36,12 @@ class PixelBudget:
         return self.in_use + pixels <= self.limit
 
     def _wake(self) -> None:
-        """Admit waiters in arrival order while the first of them fits."""
-        while self._queue and self._fits(self._queue[0][0]):
-            pixels, waiter = self._queue.popleft()
-            if not waiter.done():
+        """Admit waiters that fit: in arrival order, small ones also past a large one that waits."""
+        for entry in list(self._queue):
+            pixels, waiter = entry
+            at_head = entry is self._queue[0]
+            if self._fits(pixels) and (at_head or pixels <= self.small):
+                self._queue.remove(entry)
                 self.in_use += pixels
                 waiter.set_result(None)
 
@@ -44,7 +49,7 @@ class PixelBudget:
         if pixels > self.limit:
             raise ApiError(413, f"the photo has {pixels} pixels, more than this server decodes at once "
                                 f"({self.limit}, FACE_API_PIXEL_BUDGET)")
-        if not self._queue and self._fits(pixels):
+        if self._fits(pixels) and (not self._queue or pixels <= self.small):
             self.in_use += pixels
             return
         waiter = asyncio.get_running_loop().create_future()

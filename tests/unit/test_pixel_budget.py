@@ -55,15 +55,27 @@ async def test_waiting_too_long_is_a_503_with_retry_after_and_leaves_nothing_hel
 async def test_first_come_first_served_so_a_large_photo_is_not_starved():
     budget = PixelBudget(100, wait_s=5)
     await budget.acquire(60)
-    large = asyncio.create_task(budget.acquire(90))
+    large = asyncio.create_task(budget.acquire(70))
     await asyncio.sleep(0.01)
-    small = asyncio.create_task(budget.acquire(10))  # would fit now, but the large one came first
+    medium = asyncio.create_task(budget.acquire(30))  # would fit now, but the large one came first
     await asyncio.sleep(0.01)
-    assert not small.done()
+    assert not medium.done()
     budget.release(60)
     await asyncio.wait_for(large, 1)
-    await asyncio.wait_for(small, 1)
+    await asyncio.wait_for(medium, 1)
     assert budget.in_use == 100
+
+
+async def test_small_photos_go_ahead_of_a_waiting_large_one_when_they_fit():
+    budget = PixelBudget(100, wait_s=5)
+    await budget.acquire(60)
+    large = asyncio.create_task(budget.acquire(70))
+    await asyncio.sleep(0.01)
+    await asyncio.wait_for(budget.acquire(10), 1)  # ordinary traffic is not held up
+    assert not large.done() and budget.in_use == 70
+    budget.release(10)
+    budget.release(60)
+    await asyncio.wait_for(large, 1)
 
 
 async def test_a_cancelled_waiter_gives_its_place_up():
@@ -71,10 +83,11 @@ async def test_a_cancelled_waiter_gives_its_place_up():
     await budget.acquire(60)
     large = asyncio.create_task(budget.acquire(90))
     await asyncio.sleep(0.01)
-    small = asyncio.create_task(budget.acquire(30))
+    medium = asyncio.create_task(budget.acquire(30))
     await asyncio.sleep(0.01)
+    assert not medium.done()
     large.cancel()  # the client went away
-    await asyncio.wait_for(small, 1)
+    await asyncio.wait_for(medium, 1)
     assert budget.in_use == 90 and not budget._queue
 
 
