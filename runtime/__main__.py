@@ -1,9 +1,10 @@
-"""python -m runtime {weights,serve,triton}: see ./face-api for the front door."""
+"""python -m runtime {weights,serve,triton,frontend,cluster}: see ./face-api for the front door."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,6 +16,18 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="frontend port (default: FACE_API_PORT or 8080)")
     serve.add_argument("--workers", type=int, help="gunicorn workers (default: FACE_API_WORKERS)")
     commands.add_parser("triton", help="only the embedded Triton server, until Ctrl-C")
+    alone = commands.add_parser("frontend", help="only the REST frontend, towards the Triton servers "
+                                                 "of FACE_API_TRITON_URL (no Triton started here)")
+    alone.add_argument("--port", type=int, help="frontend port (default: FACE_API_PORT or 8080)")
+    alone.add_argument("--workers", type=int, help="gunicorn workers (default: FACE_API_WORKERS)")
+    cluster = commands.add_parser("cluster", help="the multi-node deployment rehearsed on this machine: "
+                                                  "two Triton servers, two frontends, HAProxy, PostgreSQL, "
+                                                  "Redis, S3")
+    cluster.add_argument("action", choices=["up"], help="up: start it and keep it running until Ctrl-C")
+    cluster.add_argument("--workers", type=int, default=2, help="gunicorn workers per frontend node (2)")
+    cluster.add_argument("--port", type=int, help="HAProxy's port (default: a free one)")
+    cluster.add_argument("--folder", type=Path,
+                         help="logs, node folders, HAProxy config (default: .run/cluster)")
     args = parser.parse_args(argv)
 
     if args.command == "weights":
@@ -27,10 +40,16 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
 
+    if args.command == "cluster":
+        from runtime.cluster import up
+        from runtime.paths import RUN
+
+        return up(args.workers, args.port, args.folder or RUN / "cluster")
+
     from runtime.serve import serve
 
     return serve(port=getattr(args, "port", None), workers=getattr(args, "workers", None),
-                 frontend=args.command == "serve")
+                 frontend=args.command in ("serve", "frontend"), triton_here=args.command != "frontend")
 
 
 if __name__ == "__main__":

@@ -48,10 +48,12 @@ def prepare_backends(folder: Path) -> Path:
         "triton_python_backend_stub": server / stub,
     }
     for name, source in links.items():
-        link = python / name
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(source)
+        # Made under a name of its own, then renamed into place: several servers starting at
+        # once (the cluster rehearsal) never find a half-made or vanished link.
+        partial = python / f".{name}.{os.getpid()}"
+        partial.unlink(missing_ok=True)
+        partial.symlink_to(source)
+        os.replace(partial, python / name)
     return folder
 
 

@@ -165,13 +165,12 @@ class EndpointPool:
 
     def pick(self, exclude: Endpoint | None = None) -> Endpoint | None:
         """The next ready endpoint in turn; when none is known to be ready, the next one at all
-        (the last check may be out of date). None when only ``exclude`` is left."""
+        (the last check may be out of date: a busy server can miss a check's deadline).
+        None when only ``exclude`` is left."""
         candidates = [e for e in self.endpoints if e is not exclude]
         if not candidates:
             return None
-        ready = [e for e in candidates if e.ready] or ([] if exclude is not None else candidates)
-        if not ready:
-            return None
+        ready = [e for e in candidates if e.ready] or candidates
         self._turn = (self._turn + 1) % len(ready)
         return ready[self._turn]
 

@@ -28,6 +28,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+if os.environ.get(MULTIPROC_ENV):
+    # Metrics without labels write their file as they are defined, below: the folder must be
+    # there even in a process that imports this before gunicorn creates it (serve itself).
+    os.makedirs(os.environ[MULTIPROC_ENV], exist_ok=True)
 # 5 ms (a refused request) to 30 s (a large photo masked on a busy CPU).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
 BACKEND_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

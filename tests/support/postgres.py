@@ -40,6 +40,8 @@ ENV_URL = "FACE_API_TEST_POSTGRES_URL"
 ENV_CLUSTER = "FACE_API_TEST_POSTGRES_CLUSTER"
 LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 CONNECT_TIMEOUT_S = 3.0
+# Only databases whose names start so are ever dropped here.
+THROWAWAY_PREFIXES = ("face_api_test_", "face_api_cluster")
 
 
 class PostgresUnavailable(RuntimeError):
@@ -129,9 +131,17 @@ class PostgresServer:
         self._execute(f'CREATE DATABASE "{name}"')
         return with_database(self.url, name)
 
+    def fresh_database(self, name: str) -> str:
+        """Database ``name``, dropped first if it exists (a throw-away one with a fixed name,
+        such as the cluster rehearsal's); its URL."""
+        assert name.startswith(THROWAWAY_PREFIXES), f"refusing to replace {name!r}"
+        self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._execute(f'CREATE DATABASE "{name}"')
+        return with_database(self.url, name)
+
     def drop_database(self, url: str) -> None:
         name = make_url(url).database
-        assert name and name.startswith("face_api_test_"), f"refusing to drop {name!r}"
+        assert name and name.startswith(THROWAWAY_PREFIXES), f"refusing to drop {name!r}"
         # FORCE (PostgreSQL 13+) ends connections a failed test left open.
         self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -155,6 +155,17 @@ async def test_a_server_without_the_model_is_skipped_but_stays_in():
     assert all(endpoint.ready for endpoint in pool.endpoints)
 
 
+async def test_the_retry_goes_to_another_server_even_if_its_last_check_missed():
+    """A busy server can miss a readiness check's deadline; it is still worth the one retry."""
+    pool, servers = pool_of("a:1,b:1")
+    await pool.check()
+    servers["b:1"].ready = False
+    await pool.check()
+    log: list[str] = []
+    assert await pool.run(answering(log, down={"a:1"})) == "b:1"
+    assert log == ["a:1", "b:1"]
+
+
 async def test_one_server_down_and_no_other_is_an_error():
     pool, _ = pool_of("a:1")
     await pool.check()
