@@ -5,6 +5,10 @@
 * recognition (``/v1/*``): validation errors keep FastAPI's ``HTTPValidationError``
   shape ``{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}``, as that
   contract documents; its other errors (401, 403, 413, 429, 503) are ``{"detail": "..."}``.
+
+A body that cannot be parsed at all (JSON that is not UTF-8, a broken multipart envelope)
+is a validation error too, 422 in the path's shape: FastAPI and Starlette would answer
+400, which neither contract lists for it (400 is a corrupt image).
 """
 
 from __future__ import annotations
@@ -12,13 +16,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 # Paths of the recognition contract: they answer validation errors as a list.
 RECOGNITION_PREFIX = "/v1/"
 # The multipart file fields that carry photos: a missing one gets a hint on how to send it.
 IMAGE_FIELDS = ("image", "image1", "image2")
+
+
+# FastAPI's answer to a body it could not parse (as JSON: not UTF-8, say); Starlette's
+# multipart parser says why in its own words (also a 400 HTTPException).
+FASTAPI_BODY_ERROR = "There was an error parsing the body"
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+NOT_UTF8 = "the JSON body cannot be read (JSON must be UTF-8 text)"
 
 
 def is_recognition(path: str) -> bool:
@@ -67,6 +80,22 @@ def validation_list(error: RequestValidationError) -> list[dict]:
              "type": str(problem.get("type", "value_error"))} for problem in error.errors()]
 
 
+def unparsable_body(request: Request, error: HTTPException) -> RequestValidationError | None:
+    """The 400 that FastAPI or Starlette raise over a body they cannot parse, as a validation
+    error; None for any other HTTPException."""
+    if error.status_code != 400:
+        return None
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in FORM_TYPES:
+        detail = str(error.detail).rstrip(".")
+        return invalid(("body",), f"the {content_type} body cannot be read ({detail})")
+    if error.detail == FASTAPI_BODY_ERROR:
+        if content_type == "application/json" or content_type.endswith("+json"):
+            return invalid(("body",), NOT_UTF8, "json_invalid")
+        return invalid(("body",), "the body cannot be read")
+    return None
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, error: ApiError) -> JSONResponse:
@@ -77,3 +106,10 @@ def install(app: FastAPI) -> None:
         if is_recognition(request.scope.get("path", "")):
             return JSONResponse({"detail": validation_list(error)}, 422)
         return JSONResponse({"detail": describe_validation(error)}, 422)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, error: HTTPException):
+        problem = unparsable_body(request, error)
+        if problem is not None:
+            return await _validation(request, problem)
+        return await http_exception_handler(request, error)

@@ -114,3 +114,20 @@ def test_detect_request_defaults_are_the_contracts(spec):
     assert spec["components"]["schemas"]["DetectReqBody"]["required"] == ["image"]
     multi = spec["components"]["schemas"]["MultiFeatureReqBody"]["properties"]
     assert multi["maxResults"]["default"] == 128
+
+
+def test_face_api_errors_are_documented_as_served(spec):
+    """Outside /v1 every error body is {"detail": "..."}, 422 included (frontend/errors.py); the
+    description said FastAPI's HTTPValidationError list for 422 and no body for the admin API's
+    other errors (found by tests/integration/test_api_properties.py)."""
+    error = {"$ref": "#/components/schemas/ErrorResponse"}
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if int(status) < 400 or (path, status) == ("/health", "503"):
+                    continue
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == error or path.startswith("/v1/"), (method, path, status, schema)
+    assert spec["paths"]["/api/v1/admin/api-keys"]["post"]["responses"]["422"]["content"] == {
+        "application/json": {"schema": error}}
+    assert spec["components"]["schemas"]["ErrorResponse"]["required"] == ["detail"]
