@@ -116,6 +116,7 @@ class TritonClient:
         local = only is not None and only.local and len(self.endpoints.targets) == 1
         self._slots = (SlotPool(shared_memory_prefix, max_bytes=shared_memory_bytes)
                        if shared_memory_prefix and local else None)
+        self._slots_refused = False  # Triton cannot map our regions: photos go by gRPC
         self._reclaim_s = reclaim_s
         self._reclaimer: asyncio.Task | None = None
 
@@ -301,7 +302,7 @@ class TritonClient:
 
     async def _slot_for(self, endpoint: Endpoint, image: np.ndarray | None, copies: int) -> Slot | None:
         """A registered slot for ``copies`` × the image, or None (no pool, too large, all busy)."""
-        if self._slots is None or image is None:
+        if self._slots is None or self._slots_refused or image is None:
             return None
         for retired in self._slots.take_retired():
             await self._unregister(retired)
@@ -315,12 +316,16 @@ class TritonClient:
             self._slots.release(slot)  # down for now: the request will say so
             return None
         except InferenceRejected as error:
+            if "already in manager" in str(error):
+                # Triton still has it (our flag was reset after another request's failure): use it.
+                slot.registered = True
+                return slot
             # Triton cannot map our regions (it runs on another host or in a container
-            # with its own /dev/shm): photos go inside the gRPC messages from now on.
+            # with its own /dev/shm): photos go inside the gRPC messages from now on. The pool
+            # stays until close: requests in flight still hold and release its slots.
             log.warning("Triton refused a shared-memory region (%s); sending photos over gRPC", error)
             self._slots.release(slot)
-            self._slots.destroy()
-            self._slots = None
+            self._slots_refused = True
             return None
         slot.registered = True
         return slot

@@ -49,7 +49,8 @@ class JsonFormatter(logging.Formatter):
         line.update(getattr(record, "fields", None) or {})
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        # ASCII only: a raw U+2028 in a request path would split the line for many log readers.
+        return json.dumps(line, default=str)
 
 
 class TextFormatter(logging.Formatter):

@@ -76,7 +76,7 @@ class Stack:
     def request_lines(self) -> list[dict]:
         """The frontend's request log lines (one JSON object per request) so far."""
         found = []
-        for line in self.log().splitlines():
+        for line in self.log().split("\n"):  # (splitlines would also split on U+2028 and the like)
             if line.startswith("{") and '"message": "request"' in line:
                 found.append(json.loads(line))
         return found

@@ -330,3 +330,9 @@ async def test_an_unhandled_error_is_counted_as_500_and_its_traceback_carries_th
     assert count("<unmatched>", "GET", "500") == before + 1
     # What uvicorn logs next ("Exception in ASGI application") runs in the same task.
     assert record("Exception in ASGI application", logging.ERROR).request_id == scope["state"]["request_id"]
+
+
+def test_a_json_line_stays_one_line_whatever_the_path_holds():
+    fields = {"request_id": "r-3", "path": "/api/v1/\u2028x\u0085y\nz", "status": 404}
+    line = logs.JsonFormatter().format(record("request", fields=fields))
+    assert len(line.splitlines()) == 1 and json.loads(line)["path"] == fields["path"]

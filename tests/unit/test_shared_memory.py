@@ -114,3 +114,44 @@ def test_regions_of_workers_that_died_are_found():
         assert orphaned_regions(prefix) == [orphan]
     finally:
         remove_leftovers(prefix)
+
+
+class _RegisteringServer:
+    """Stands in for Triton's shared-memory registration: ``answer`` is what it says."""
+
+    def __init__(self, answer: str | None):
+        self.answer = answer
+
+    async def register_system_shared_memory(self, name, key, size, client_timeout=None):
+        from tritonclient.utils import InferenceServerException
+
+        if self.answer:
+            raise InferenceServerException(self.answer, status="StatusCode.INVALID_ARGUMENT")
+
+    async def close(self):
+        pass
+
+
+@pytest.mark.parametrize(("answer", "usable"), [
+    (None, True),
+    ("shared memory region 'x' already in manager", True),  # still registered: use it
+    ("Unable to open shared memory region", False),  # Triton cannot map it: gRPC from now on
+])
+async def test_a_registration_answer_decides_whether_photos_go_through_shared_memory(answer, usable):
+    from frontend.inference.endpoints import EndpointPool
+    from frontend.inference.triton import TritonClient
+
+    pool = EndpointPool("127.0.0.1:1", client_factory=lambda address: _RegisteringServer(answer))
+    client = TritonClient("127.0.0.1:1", 5, f"faceapi-test{os.getpid()}-", endpoints=pool)
+    try:
+        photo = np.zeros((1, 8, 8, 3), np.uint8)
+        held = await client._slot_for(pool.endpoints[0], photo, 1)
+        assert (held is not None) == usable
+        if held is not None:
+            assert held.registered
+            client._slots.release(held)
+        # A request that still holds a slot can always give it back.
+        assert client._slots is not None
+        assert (await client._slot_for(pool.endpoints[0], photo, 1) is not None) == usable
+    finally:
+        client._slots.destroy()
