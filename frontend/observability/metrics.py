@@ -14,6 +14,7 @@ the model repository, and short fixed vocabularies for kinds and outcomes.
 from __future__ import annotations
 
 import os
+import time
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -108,6 +109,22 @@ for _kind in ("missing_key", "unknown_key", "inactive_key", "admin_login"):
 
 DEFINED = (HTTP_REQUESTS, HTTP_LATENCY, IN_FLIGHT, TRITON_CALLS, TRITON_LATENCY, FACES, PIXELS, UPLOAD_BYTES,
            RATE_LIMITED, AUTH_FAILURES, DATABASE_OPS, DATABASE_LATENCY, STORAGE_OPS, STORAGE_LATENCY)
+
+
+async def observed(count: Counter, latency: Histogram, kind: str, call, *args,
+                   outcome_of=lambda error: "error", **kwargs):
+    """``await call(*args, **kwargs)``, counted under (kind, outcome) and timed under kind;
+    ``outcome_of`` names the outcome of an exception (it is raised again)."""
+    outcome = "ok"
+    started = time.perf_counter()
+    try:
+        return await call(*args, **kwargs)
+    except BaseException as error:
+        outcome = outcome_of(error)
+        raise
+    finally:
+        count.labels(kind, outcome).inc()
+        latency.labels(kind).observe(time.perf_counter() - started)
 
 
 def exported_names() -> set[str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from pathlib import Path
 
 import aiosqlite
@@ -131,16 +130,8 @@ class ObservedDatabase(databases.Database):
     """databases.Database that counts and times every statement (face_api_database_*)."""
 
     async def _observed(self, call, query, *args, **kwargs):
-        kind, outcome = statement_kind(query), "ok"
-        started = time.perf_counter()
-        try:
-            return await call(query, *args, **kwargs)
-        except BaseException:
-            outcome = "error"
-            raise
-        finally:
-            metrics.DATABASE_OPS.labels(kind, outcome).inc()
-            metrics.DATABASE_LATENCY.labels(kind).observe(time.perf_counter() - started)
+        return await metrics.observed(metrics.DATABASE_OPS, metrics.DATABASE_LATENCY, statement_kind(query),
+                                      call, query, *args, **kwargs)
 
     async def execute(self, query, values=None):
         return await self._observed(super().execute, query, values)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 from frontend.observability import metrics
 from frontend.storage.base import ObjectNotFound, ObjectStore
+
+
+def _outcome(error: BaseException) -> str:
+    return "not_found" if isinstance(error, ObjectNotFound) else "error"
 
 
 class ObservedObjectStore:
@@ -20,19 +22,8 @@ class ObservedObjectStore:
         return getattr(self.inner, name)
 
     async def _observed(self, operation: str, call, *args, **kwargs):
-        outcome = "ok"
-        started = time.perf_counter()
-        try:
-            return await call(*args, **kwargs)
-        except ObjectNotFound:
-            outcome = "not_found"
-            raise
-        except BaseException:
-            outcome = "error"
-            raise
-        finally:
-            metrics.STORAGE_OPS.labels(operation, outcome).inc()
-            metrics.STORAGE_LATENCY.labels(operation).observe(time.perf_counter() - started)
+        return await metrics.observed(metrics.STORAGE_OPS, metrics.STORAGE_LATENCY, operation, call, *args,
+                                      outcome_of=_outcome, **kwargs)
 
     async def start(self) -> None:
         await self.inner.start()
