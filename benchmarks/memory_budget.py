@@ -76,14 +76,20 @@ def pss_bytes(pids: list[int]) -> int:
     return total
 
 
+def shm_bytes() -> int:
+    """Bytes of the service's regions in /dev/shm (Triton's Python stubs and the workers' photo slots)."""
+    return sum(path.stat().st_size for path in Path("/dev/shm").glob("faceapi*") if path.is_file())
+
+
 class MemorySampler(threading.Thread):
     def __init__(self, root: int):
         super().__init__(daemon=True)
-        self.root, self.peak, self.stopped = root, 0, threading.Event()
+        self.root, self.peak, self.peak_shm, self.stopped = root, 0, 0, threading.Event()
 
     def run(self) -> None:
         while not self.stopped.wait(0.2):
             self.peak = max(self.peak, pss_bytes(process_tree(self.root)))
+            self.peak_shm = max(self.peak_shm, shm_bytes())
 
 
 async def ordinary(url: str, seconds: float, concurrency: int = 4) -> list[float]:
@@ -137,7 +143,7 @@ def main() -> None:
     stack = start_stack(Path(tempfile.mkdtemp(prefix="bench-memory-")), env=env)
     try:
         asyncio.run(ordinary(stack.url, 3))  # warm every pipeline once
-        idle = pss_bytes(process_tree(stack.process.pid))
+        idle, idle_shm = pss_bytes(process_tree(stack.process.pid)), shm_bytes()
         print(f"idle service memory (PSS, all processes): {idle / 2**30:.2f} GiB", flush=True)
         print(f"phase 1: ordinary traffic alone for {args.seconds:.0f} s …", flush=True)
         alone = asyncio.run(ordinary(stack.url, args.seconds))
@@ -148,6 +154,8 @@ def main() -> None:
         busy, statuses = asyncio.run(loaded(stack.url, photo, args.seconds))
         sampler.stopped.set()
         sampler.join()
+        time.sleep(2)
+        after, after_shm = pss_bytes(process_tree(stack.process.pid)), shm_bytes()
     finally:
         stack.stop()
     counted = {code: statuses.count(code) for code in sorted(set(statuses))}
@@ -157,6 +165,9 @@ def main() -> None:
     print("|---|---|")
     print(f"| service memory idle (PSS) | {idle / 2**30:.2f} GiB |")
     print(f"| service memory peak under the large uploads (PSS) | {sampler.peak / 2**30:.2f} GiB |")
+    print(f"| service memory 2 s after them (PSS) | {after / 2**30:.2f} GiB |")
+    shm = " / ".join(f"{value / 2**20:.0f}" for value in (idle_shm, sampler.peak_shm, after_shm))
+    print(f"| /dev/shm regions idle / peak / after | {shm} MiB |")
     print(f"| large uploads answered | {counted} (503 = refused by the pixel budget) |")
     print(f"| ordinary detect p95 alone | {percentile(alone, 0.95) * 1000:.0f} ms ({len(alone)} requests) |")
     print(f"| ordinary detect p95 during the large uploads | {percentile(busy, 0.95) * 1000:.0f} ms "
