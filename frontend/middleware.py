@@ -75,7 +75,8 @@ class RequestContext:
         request_id = state.setdefault("request_id", str(uuid.uuid4()))
         id_header = (b"x-request-id", request_id.encode())
 
-        length = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
         recognition = is_recognition(scope.get("path", ""))
         limit = self.max_recognition_bytes if recognition else self.max_body_bytes
         refusal = None
@@ -89,7 +90,7 @@ class RequestContext:
             status, detail = refusal
             return await send_detail(send, status, detail, [(b"connection", b"close"), id_header])
 
-        if not has_body(dict(scope["headers"])):
+        if not has_body(headers):
             async def send_with_id(message):
                 if message["type"] == "http.response.start":
                     message["headers"] = [*message.get("headers", []), id_header]

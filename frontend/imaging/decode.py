@@ -35,7 +35,8 @@ TURBO_COLORSPACES = (0, 1, 2)  # RGB, YCbCr, grey; CMYK/YCCK go through Pillow
 PILLOW_FORMATS = {"PNG", "WEBP", "BMP", "GIF", "TIFF", "MPO", "JPEG"}
 # File signatures of the supported formats: a file that starts like one of them but that
 # Pillow cannot identify is a damaged file of that format (400), not an unknown format (415).
-SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"),
+JPEG_SIGNATURE = b"\xff\xd8\xff"
+SIGNATURES = ((JPEG_SIGNATURE, "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"),
               (b"GIF89a", "GIF"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"II+\x00", "TIFF"),
               (b"MM\x00+", "TIFF"), (b"BM", "BMP"))
 # Image.transpose methods that turn a stored image upright, by EXIF orientation (as exif_transpose).
@@ -101,7 +102,7 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
     """Decode ``data``; raise ApiError (400/413/415) with a readable detail when it cannot be used."""
     if not data:
         raise ApiError(400, "the uploaded image is empty (0 bytes)")
-    if data[:3] == b"\xff\xd8\xff":
+    if is_jpeg(data):
         decoded = _decode_jpeg(data, max_pixels)
         if decoded is not None:
             return decoded
@@ -135,7 +136,7 @@ def signature_format(data: bytes) -> str | None:
 def header_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) as stored, read from the header alone (nothing is decoded);
     None when the header cannot be read (decoding will then say why)."""
-    if data[:3] == b"\xff\xd8\xff":
+    if is_jpeg(data):
         try:
             width, height, _, _ = turbojpeg().decode_header(data)
             if width > 0 and height > 0:
@@ -196,32 +197,44 @@ def reduced_size(width: int, height: int, reduction: int) -> tuple[int, int]:
     return -(-width // reduction), -(-height // reduction)
 
 
+def detection_size(width: int, height: int, input_size: tuple[int, int]) -> tuple[int, int]:
+    """The pixels decode_for_detection decodes of a width × height JPEG."""
+    return reduced_size(width, height, dct_reduction(width, height, input_size))
+
+
 def decode_for_detection(data: bytes, max_pixels: int, input_size: tuple[int, int]) -> DecodedImage:
     """Like decode_image, but a large JPEG is decoded reduced in the DCT (dct_reduction): the
     result's ``pixels`` are smaller and its width and height are still the upload's."""
-    if data[:3] == b"\xff\xd8\xff":
-        chosen = {}
-
-        def scaling(width: int, height: int) -> tuple[int, int] | None:
-            chosen["reduction"] = dct_reduction(width, height, input_size)
-            return (1, chosen["reduction"]) if chosen["reduction"] > 1 else None
-
-        raw = read_jpeg(data, max_pixels, scaling)
-        if raw is not None:
-            orientation = exif_orientation(data)
-            pixels = np.ascontiguousarray(orient(raw.pixels, orientation))
-            upright = (raw.height, raw.width) if orientation in (5, 6, 7, 8) else (raw.width, raw.height)
-            size = upright if chosen.get("reduction", 1) > 1 else None
-            return DecodedImage(pixels, 1 if raw.colorspace == 2 else 3, "JPEG", size=size)
+    if is_jpeg(data):
+        decoded = _decode_jpeg(data, max_pixels, lambda w, h: dct_reduction(w, h, input_size))
+        if decoded is not None:
+            return decoded
     return decode_image(data, max_pixels)
 
 
-def _decode_jpeg(data: bytes, max_pixels: int) -> DecodedImage | None:
-    raw = read_jpeg(data, max_pixels)
+def is_jpeg(data: bytes) -> bool:
+    return data[:3] == JPEG_SIGNATURE
+
+
+def _decode_jpeg(data: bytes, max_pixels: int,
+                 reduction: Callable[[int, int], int] | None = None) -> DecodedImage | None:
+    """TurboJPEG's decode, oriented upright; reduced by ``reduction(width, height)`` when given
+    (the result then keeps the upload's width and height in ``size``)."""
+    chosen = {"by": 1}
+
+    def scaling(width: int, height: int) -> tuple[int, int] | None:
+        chosen["by"] = reduction(width, height) if reduction is not None else 1
+        return (1, chosen["by"]) if chosen["by"] > 1 else None
+
+    raw = read_jpeg(data, max_pixels, scaling)
     if raw is None:
         return None
-    pixels = orient(raw.pixels, exif_orientation(data))
-    return DecodedImage(np.ascontiguousarray(pixels), 1 if raw.colorspace == 2 else 3, "JPEG")
+    orientation = exif_orientation(data)
+    pixels = np.ascontiguousarray(orient(raw.pixels, orientation))
+    size = None
+    if chosen["by"] > 1:
+        size = (raw.height, raw.width) if orientation in (5, 6, 7, 8) else (raw.width, raw.height)
+    return DecodedImage(pixels, 1 if raw.colorspace == 2 else 3, "JPEG", size=size)
 
 
 def exif_orientation(data: bytes) -> int:

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from frontend.errors import ApiError
-from frontend.imaging.decode import decode_image, exif_orientation, orient, read_jpeg
+from frontend.imaging.decode import decode_image, exif_orientation, is_jpeg, orient, read_jpeg
 from frontend.imaging.encode import encode_image
 
 DEFAULT_SIZE = 320
@@ -70,7 +70,7 @@ def make_thumbnail(data: bytes, size: int, max_pixels: int, quality: int = QUALI
         raise ValueError(f"thumbnail size {size} is outside {MIN_SIZE}..{MAX_SIZE}")
     if not data:
         raise ApiError(400, "the image is empty (0 bytes)")
-    rgb = _jpeg_thumbnail(data, size, max_pixels, dct_scaling) if data[:3] == b"\xff\xd8\xff" else None
+    rgb = _jpeg_thumbnail(data, size, max_pixels, dct_scaling) if is_jpeg(data) else None
     if rgb is None:
         rgb = _any_thumbnail(data, size, max_pixels)
     return encode_image(rgb, "jpeg", quality)

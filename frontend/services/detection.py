@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 from anyio import to_thread
 
 from frontend.imaging import budget
-from frontend.imaging.decode import DecodedImage, dct_reduction, decode_for_detection, reduced_size
+from frontend.imaging.decode import DecodedImage, decode_for_detection, detection_size, is_jpeg
 from frontend.inference.triton import Faces, TritonClient
 from frontend.schemas import face_api as schema
 from frontend.settings import Settings
@@ -39,9 +40,8 @@ async def detect(data: bytes, params: DetectParams, triton: TritonClient, settin
     onto the upload's pixels; only masking needs every pixel.
     """
     input_size = await triton.input_size(settings.detector)
-    jpeg = data[:3] == b"\xff\xd8\xff"
-    await budget.admit_upload(data, settings.max_image_pixels, (lambda w, h: reduced_size(
-        w, h, dct_reduction(w, h, input_size))) if jpeg else None)
+    await budget.admit_upload(data, settings.max_image_pixels,
+                              partial(detection_size, input_size=input_size) if is_jpeg(data) else None)
     started = time.perf_counter()
     image = await to_thread.run_sync(decode_for_detection, data, settings.max_image_pixels, input_size)
     decode_ms = (time.perf_counter() - started) * 1000.0
