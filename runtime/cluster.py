@@ -29,7 +29,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from runtime.paths import ROOT, RUN
+from runtime.ports import free_port
 
 ADMIN_USERNAME = "admin"
 BUCKET = "face-api-cluster"
@@ -49,12 +49,6 @@ FIRST_KEY = re.compile(r"^\[serve\]\s+(xyl_[A-Za-z0-9_-]+)\s*$", re.MULTILINE)
 
 def say(message: str) -> None:
     print(f"[cluster] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def children(pid: int) -> list[tuple[int, str]]:

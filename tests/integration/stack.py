@@ -7,7 +7,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from runtime.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "admin-password-for-tests"
@@ -24,12 +25,6 @@ TRITON_LOG = re.compile(r"log: (\S+tritonserver-\d+\.log)")
 # Every stack this test session started, so that a failing test can show the logs of
 # the stacks that died under it (see tests/integration/conftest.py).
 STARTED: list[Stack] = []
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

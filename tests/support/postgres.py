@@ -21,7 +21,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,8 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
+
+from runtime.ports import free_port
 
 ENV_URL = "FACE_API_TEST_POSTGRES_URL"
 ENV_CLUSTER = "FACE_API_TEST_POSTGRES_CLUSTER"
@@ -186,12 +187,6 @@ def find_binaries() -> Path:
         "no PostgreSQL server is reachable and no initdb/pg_ctl were found under "
         f"/usr/lib/postgresql/*/bin to start one: install the Debian package 'postgresql' "
         f"(apt-get install postgresql), or point {ENV_URL} at a server")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class ThrowawayCluster:

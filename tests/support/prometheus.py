@@ -7,7 +7,6 @@ the targets it is given every second, with the project's alert rules loaded.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -16,13 +15,9 @@ from pathlib import Path
 import httpx
 import yaml
 
+from runtime.ports import free_port
+
 INTERVAL = "1s"  # of scrapes and rule evaluations: tests wait seconds, not minutes
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def binary(name: str = "prometheus") -> str:
@@ -38,7 +33,7 @@ class PrometheusServer:
 
     def __init__(self, jobs: dict[str, tuple[str, str]], rule_files: list[Path] | None = None):
         self.folder = Path(tempfile.mkdtemp(prefix="prometheus-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
         config = {

@@ -11,6 +11,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 
+from runtime.ports import free_port
+
 
 def _reachable(host: str, port: int) -> bool:
     try:
@@ -19,12 +21,6 @@ def _reachable(host: str, port: int) -> bool:
             return sock.recv(16).startswith(b"+PONG")
     except OSError:
         return False
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -40,7 +36,7 @@ def redis_url() -> Iterator[str]:
     if binary is None:
         raise RuntimeError("no Redis reachable at 127.0.0.1:6379 and no redis-server to start one: "
                            "install the Debian package redis-server or set FACE_API_TEST_REDIS_URL")
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as folder:
         process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                     "--appendonly", "no", "--dir", folder],
