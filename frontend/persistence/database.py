@@ -17,6 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
+import sqlite3
+import time
 from pathlib import Path
 
 import aiosqlite
@@ -89,6 +92,25 @@ def make_private_file(path: Path) -> None:
                 each.chmod(mode & 0o700)
         except FileNotFoundError:
             pass
+
+
+def use_wal(connection: sqlite3.Connection, wait_s: float) -> None:
+    """Put a SQLite file in write-ahead-log mode (persistent, per file).
+
+    Switching a new file to WAL fails at once with "database is locked" while
+    another process does the same: SQLite's busy timeout does not cover it, and
+    gunicorn workers or launchers starting together do exactly that. So wait
+    our turn, up to `wait_s`.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01 + random.random() * 0.02)
 
 
 def ensure_sqlite_folder(url: str) -> None:

@@ -42,7 +42,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from frontend.persistence.database import backend_of, ensure_sqlite_folder, sqlalchemy_url
+from frontend.persistence.database import backend_of, ensure_sqlite_folder, sqlalchemy_url, use_wal
 
 log = logging.getLogger("face_api.migrate")
 
@@ -133,9 +133,9 @@ def _run_sqlite(url: str, action: Callable[[Connection], T], lock: bool) -> T:
         # begin (sqlite3 would run DDL outside any transaction).
         dbapi_connection.isolation_level = None
         if lock:
-            # Write-ahead logging (persistent, per file): readers in the
-            # frontend workers never block the writer and vice versa.
-            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            # Write-ahead logging: readers in the frontend workers never
+            # block the writer and vice versa.
+            use_wal(dbapi_connection, SQLITE_LOCK_WAIT_S)
 
     @sa.event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from anyio import to_thread
 
-from frontend.persistence.database import make_private_file
+from frontend.persistence.database import make_private_file, use_wal
 from frontend.ratelimit.gcra import Decision, Rate, decide
 
 
@@ -44,19 +44,11 @@ class SqliteStore:
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=LOCK_WAIT_S, isolation_level=None, check_same_thread=False)
-        # Switching a new file to WAL fails at once with "database is locked" while
-        # another process does the same (SQLite's busy timeout does not cover it):
-        # gunicorn workers starting together do exactly that, so wait our turn.
-        deadline = time.monotonic() + LOCK_WAIT_S
-        while True:
-            try:
-                db.execute("PRAGMA journal_mode=WAL")
-                break
-            except sqlite3.OperationalError as error:
-                if "locked" not in str(error) or time.monotonic() > deadline:
-                    db.close()
-                    raise
-                time.sleep(0.01 + random.random() * 0.02)
+        try:
+            use_wal(db, LOCK_WAIT_S)
+        except sqlite3.OperationalError:
+            db.close()
+            raise
         db.execute("PRAGMA synchronous=OFF")  # losing limiter state in a power cut is harmless
         return db
 
