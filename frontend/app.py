@@ -17,7 +17,9 @@ from frontend.auth.admin import admin_auth
 from frontend.auth.api_keys import ApiKeyStore, UsageCounter
 from frontend.console.router import router as console_router
 from frontend.imaging import budget as pixel_budget
+from frontend.inference.catalog import Unsupported
 from frontend.inference.endpoints import EndpointPool
+from frontend.inference.served import ServedPipelines
 from frontend.inference.shared_memory import frontend_shm_prefix
 from frontend.inference.triton import InferenceRejected, TritonClient, TritonUnavailable
 from frontend.middleware import MULTIPART_OVERHEAD, RECOGNITION_BODY_FACTOR, RequestContext
@@ -27,7 +29,7 @@ from frontend.observability.requests import RequestObserver
 from frontend.persistence.database import create_database
 from frontend.ratelimit import Rate, open_store
 from frontend.services.archive import Archive
-from frontend.services.recognition import Recognition
+from frontend.services.recognition.service import Recognition
 from frontend.settings import Settings, get_settings
 from frontend.storage import open_object_store
 
@@ -66,7 +68,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                             reclaim_s=settings.shared_memory_reclaim_s)
             await app.state.triton.start()
             stack.push_async_callback(app.state.triton.close)
-            app.state.recognition = Recognition(app.state.triton, settings)
+            # --- which pipelines Triton serves, and which the settings select (inference/served.py) ---
+            app.state.catalog = ServedPipelines(app.state.triton, settings.detector, settings.recognizer,
+                                                settings.catalog_refresh_s)
+            await app.state.catalog.start()
+            stack.push_async_callback(app.state.catalog.close)
+            app.state.recognition = Recognition(app.state.triton, app.state.catalog, settings)
             pixel_budget.configure(settings.pixel_budget, settings.pixel_budget_wait_s)
             app.state.database = None
             keys = usage = limits = None
@@ -93,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 app.state.objects = open_object_store(settings)
                 await app.state.objects.start()
                 stack.push_async_callback(app.state.objects.close)
-            # --- storage-backed mode: images and jobs (frontend/services/archive.py) ---
+            # --- storage-backed mode: images and jobs (frontend/services/archive/) ---
             app.state.archive = (Archive(app.state.database, app.state.objects)
                                  if app.state.objects is not None else None)
             # --- admin sessions and credentials (frontend/auth/admin.py) ---
@@ -118,10 +125,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app)
 
     @app.exception_handler(TritonUnavailable)
-    async def _unavailable(_: Request, error: TritonUnavailable) -> JSONResponse:
+    async def _unavailable(request: Request, error: TritonUnavailable) -> JSONResponse:
         log.warning("inference unavailable: %s", error)
+        catalog = getattr(request.app.state, "catalog", None)
+        if catalog is not None:
+            catalog.refresh_soon()  # a model may have been unloaded or replaced: look again now
         return JSONResponse({"detail": "the inference server is unavailable; try again shortly"},
                             503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(Unsupported)
+    async def _unsupported(_: Request, error: Unsupported) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, 501)
 
     @app.exception_handler(InferenceRejected)
     async def _rejected(_: Request, error: InferenceRejected) -> JSONResponse:

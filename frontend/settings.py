@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from frontend.inference.endpoints import parse_targets
 
 RATE_PATTERN = r"^\s*[1-9][0-9]*\s*/\s*(second|minute|hour|day)\s*$"
+
+
+class ModelSet(NamedTuple):
+    detector: str
+    recognizer: str
+
+
+# FACE_API_MODELS: the only place where the frontend names models (the defaults of its settings).
+MODEL_SETS = {
+    "insightface": ModelSet("scrfd_500m", "arcface_w600k_mbf"),
+    "licence-clean": ModelSet("yunet_2023mar", "sface_2021dec"),
+}
 
 
 class Settings(BaseSettings):
@@ -50,16 +62,24 @@ class Settings(BaseSettings):
         False, description="send photos to Triton through system shared memory (/dev/shm) instead of "
                            "inside gRPC messages; only where Triton shares this host's /dev/shm "
                            "(./face-api serve turns it on; falls back to gRPC when Triton refuses)")
+    models: Literal["insightface", "licence-clean"] = Field(
+        "insightface", description="the model set: insightface (SCRFD + ArcFace; their weights are for "
+                                   "non-commercial research only) or licence-clean (YuNet + SFace, MIT and "
+                                   "Apache-2.0); FACE_API_DETECTOR / FACE_API_RECOGNIZER override its parts")
     detector: str = Field(
-        "scrfd_500m", pattern=r"^[A-Za-z0-9_.\-]+$",
-        description="detector model; the frontend calls the ensemble detect_<detector>",
+        MODEL_SETS["insightface"].detector, pattern=r"^[A-Za-z0-9_.\-]+$",
+        description="detector of /api/v1/detect and /api/v1/mask, as its pipelines declare it (their "
+                    "parameter detector); unset = the model set's",
     )
     recognizer: str = Field(
-        "arcface_w600k_mbf", pattern=r"^[A-Za-z0-9_.\-]+$",
-        description="recognition network of /v1; the frontend calls the pipeline recognize_<recognizer>, "
-                    "whose config names its detector (arcface_w600k_mbf: SCRFD + ArcFace; "
-                    "sface_2021dec: YuNet + SFace, the licence-clean pair)",
+        MODEL_SETS["insightface"].recognizer, pattern=r"^[A-Za-z0-9_.\-]+$",
+        description="recognition network of /v1, as its recognize pipeline declares it (parameter "
+                    "recognizer; that pipeline names the detect pipeline it pairs with); "
+                    "unset = the model set's",
     )
+    catalog_refresh_s: float = Field(
+        2.0, gt=0, le=3600, description="how often each worker asks Triton again which pipelines it serves "
+                                        "(also at once when a request finds a model missing)")
     recognition_confidence: float = Field(
         0.5, ge=0.0, le=1.0, description="minimum face confidence on /v1 (the contract has no parameter)")
     recognition_nms_threshold: float = Field(
@@ -181,17 +201,15 @@ class Settings(BaseSettings):
         parse_targets(value)  # ValueError names the entry that is wrong
         return value
 
-    @property
-    def detect_pipeline(self) -> str:
-        return f"detect_{self.detector}"
-
-    @property
-    def mask_pipeline(self) -> str:
-        return f"mask_{self.detector}"
-
-    @property
-    def recognize_pipeline(self) -> str:
-        return f"recognize_{self.recognizer}"
+    @model_validator(mode="after")
+    def _model_set(self) -> Settings:
+        # An explicit FACE_API_DETECTOR / FACE_API_RECOGNIZER wins over the set's choice.
+        chosen = MODEL_SETS[self.models]
+        if "detector" not in self.model_fields_set:
+            self.detector = chosen.detector
+        if "recognizer" not in self.model_fields_set:
+            self.recognizer = chosen.recognizer
+        return self
 
 
 @lru_cache

@@ -12,11 +12,12 @@ from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPBasic
 from frontend.auth import admin as admin_auth
 from frontend.auth.admin import AdminAuth, AdminIdentity
 from frontend.errors import ApiError
+from frontend.inference.served import ServedPipelines
 from frontend.inference.triton import TritonClient
 from frontend.middleware import client_host
 from frontend.observability import metrics
 from frontend.services.detection import DetectParams
-from frontend.services.recognition import Recognition
+from frontend.services.recognition.service import Recognition
 from frontend.settings import Settings
 
 # The key itself is checked by frontend.auth.access before the upload is read;
@@ -164,6 +165,10 @@ def settings(request: Request) -> Settings:
 
 def triton(request: Request) -> TritonClient:
     return request.app.state.triton
+
+
+def catalog(request: Request) -> ServedPipelines:
+    return request.app.state.catalog
 
 
 def recognition(request: Request) -> Recognition:

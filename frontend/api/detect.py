@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, File, Response, UploadFile
 from frontend.api import dependencies as deps
 from frontend.api import recording
 from frontend.api.uploads import read_upload
+from frontend.inference.served import ServedPipelines
 from frontend.inference.triton import TritonClient
 from frontend.schemas.face_api import PUBLIC_ERRORS, DetectResponse
 from frontend.services import archive as archiving
@@ -32,16 +33,16 @@ async def detect(
     params: detection.DetectParams = Depends(deps.detect_params),
     settings: Settings = Depends(deps.settings),
     triton: TritonClient = Depends(deps.triton),
+    catalog: ServedPipelines = Depends(deps.catalog),
     request_id: str = Depends(deps.request_id),
     archive: archiving.Archive | None = Depends(recording.archive),
     api_key_id: str | None = Depends(recording.api_key_id),
 ) -> DetectResponse:
     started = time.perf_counter()
+    pipeline = catalog.detect()  # 503 while the detector's detect pipeline is not served
     data = await read_upload(image, settings.max_upload_bytes)
-    detected = await detection.detect(data, params, triton, settings)
-    input_size = await triton.input_size(settings.detector)
-    body = detection.build_response(request_id, detected, params, input_size, settings.detector,
-                                    len(data), started)
+    detected = await detection.detect(data, params, triton, pipeline, settings)
+    body = detection.build_response(request_id, detected, params, pipeline, len(data), started)
     if archive is not None:
         recorded = await archive.try_record(archiving.upload_of(data, detected.image),
                                             archiving.detect_job(body, params, api_key_id))

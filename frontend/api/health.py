@@ -1,4 +1,4 @@
-"""GET /health: 200 only when the pipelines and every enabled dependency are ready."""
+"""GET /health: 200 only when the detect pipeline and every enabled dependency are ready."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from frontend.api import dependencies as deps
-from frontend.inference.triton import TritonClient, TritonUnavailable
+from frontend.inference.served import ServedPipelines
+from frontend.inference.triton import TritonClient
 from frontend.persistence.database import is_ready
 from frontend.schemas.face_api import HealthResponse
 from frontend.settings import Settings
@@ -17,15 +18,16 @@ router = APIRouter(tags=["health"])
 @router.get("/health", response_model=HealthResponse,
             responses={503: {"model": HealthResponse, "description": "not ready"}})
 async def health(request: Request, settings: Settings = Depends(deps.settings),
-                 triton: TritonClient = Depends(deps.triton)):
-    endpoints = await triton.readiness([settings.detect_pipeline, settings.mask_pipeline])
-    loaded = any(endpoints.values())  # one Triton server that serves both is enough
-    input_size = None
-    if loaded:
-        try:
-            input_size = list(await triton.input_size(settings.detector))
-        except TritonUnavailable:
-            loaded = False
+                 triton: TritonClient = Depends(deps.triton),
+                 catalog: ServedPipelines = Depends(deps.catalog)):
+    selection = catalog.selection
+    detect, mask = selection.detect, selection.mask
+    endpoints = await triton.readiness([detect.name] if detect else [])
+    if detect is None:  # not among the served pipelines at the last look: look again now
+        catalog.refresh_soon()
+        endpoints = dict.fromkeys(endpoints, False)
+    loaded = any(endpoints.values())  # one Triton server that serves it is enough
+    mask_available = loaded and mask is not None and await triton.is_ready(mask.name)
     database = request.app.state.database
     database_ready = database is not None and await is_ready(database)
     objects = getattr(request.app.state, "objects", None)
@@ -34,10 +36,11 @@ async def health(request: Request, settings: Settings = Depends(deps.settings),
                and (storage_ready or not settings.storage_enabled))
     body = HealthResponse(
         status="ok" if healthy else "unavailable",
-        model=settings.detector,
+        model=detect.detector if detect else settings.detector,
         model_loaded=loaded,
-        input_size=input_size,
-        supports_landmarks=True,  # every served detector (SCRFD *_bnkps) predicts 5 points
+        input_size=list(detect.input_size) if loaded else None,
+        supports_landmarks=detect.landmarks if detect else False,
+        mask_available=mask_available,
         database_enabled=settings.database_enabled,
         database_ready=database_ready,
         storage_enabled=settings.storage_enabled,

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 from frontend.api import dependencies as deps
 from frontend.api import recording
 from frontend.api.uploads import read_upload
+from frontend.inference.served import ServedPipelines
 from frontend.inference.triton import TritonClient
-from frontend.schemas.face_api import MASK_RESPONSE_HEADERS, PUBLIC_ERRORS, MaskMethod, OutputFormat
+from frontend.schemas.face_api import MASK_ERRORS, MASK_RESPONSE_HEADERS, MaskMethod, OutputFormat
 from frontend.services import archive as archiving
 from frontend.services import masking
 from frontend.services.detection import DetectParams
@@ -40,7 +41,7 @@ def mask_params(
     return masking.MaskParams(method.value, strength, padding, format.value, quality)
 
 
-@router.post("/mask", response_class=Response, responses={200: IMAGE_RESPONSE, **PUBLIC_ERRORS},
+@router.post("/mask", response_class=Response, responses={200: IMAGE_RESPONSE, **MASK_ERRORS},
              dependencies=[Depends(deps.api_key)])
 async def mask(
     image: UploadFile = File(description="the photo: JPEG, PNG, WebP, BMP, GIF or TIFF"),
@@ -48,18 +49,19 @@ async def mask(
     params: masking.MaskParams = Depends(mask_params),
     settings: Settings = Depends(deps.settings),
     triton: TritonClient = Depends(deps.triton),
+    catalog: ServedPipelines = Depends(deps.catalog),
     request_id: str = Depends(deps.request_id),
     archive: archiving.Archive | None = Depends(recording.archive),
     api_key_id: str | None = Depends(recording.api_key_id),
 ) -> Response:
     started = time.perf_counter()
+    pipeline = catalog.mask()  # 501 when the detector has no mask pipeline, 503 while not served
     data = await read_upload(image, settings.max_upload_bytes)
-    photo = await masking.mask(data, detect, params, triton, settings)
+    photo = await masking.mask(data, detect, params, triton, pipeline, settings)
     recorded = archiving.Recorded()
     if archive is not None:
-        input_size = await triton.input_size(settings.detector)
-        body = masking.build_response(request_id, photo, detect, params, input_size, settings.detector,
-                                      len(data), started, with_image=False)
+        body = masking.build_response(request_id, photo, detect, params, pipeline, len(data), started,
+                                      with_image=False)
         recorded = await archive.record_mask(data, photo, body, detect, params, api_key_id)
-    headers = masking.headers(photo, settings.detector, started, recorded.storage_ms) | recorded.headers()
+    headers = masking.headers(photo, pipeline.detector, started, recorded.storage_ms) | recorded.headers()
     return Response(photo.content, media_type=photo.media_type, headers=headers)

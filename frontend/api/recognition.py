@@ -1,7 +1,7 @@
 """The recognition contract (docs/api.md#recognition-api-v1): /v1/health, /v1/info/*, and the
 face endpoints, each as JSON with base64 images and (under /v1/file/) as multipart.
 
-Thin: parse, call services.recognition, shape. The POST endpoints need the
+Thin: parse, call frontend/services/recognition/, shape. The POST endpoints need the
 x-api-key header (checked by frontend.auth.access before the body is read) and
 share the "recognition" rate limit. Validation errors, bad base64 and
 unusable images are FastAPI's 422 list shape (frontend.errors).
@@ -16,7 +16,10 @@ from frontend.api import dependencies as deps
 from frontend.api.uploads import read_upload
 from frontend.schemas import recognition as schema
 from frontend.schemas.face_api import ErrorResponse
-from frontend.services.recognition import Face, Recognition, embeddings_list, encode_feature
+from frontend.services.recognition import info
+from frontend.services.recognition.codec import embeddings_list, encode_feature
+from frontend.services.recognition.faces import Face
+from frontend.services.recognition.service import Recognition
 from frontend.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["recognition"])
@@ -24,7 +27,8 @@ router = APIRouter(prefix="/v1", tags=["recognition"])
 ERRORS = {code: {"model": ErrorResponse} for code in (401, 403, 413, 429, 503)}
 KEYED = {"dependencies": [Depends(deps.api_key)], "responses": ERRORS}
 FILE = "the image file: JPEG, PNG, WebP, BMP, GIF or TIFF"
-ALIGNED_FILE = "an aligned face: exactly 112x112 pixels, RGB, the 5 points on the ArcFace template"
+ALIGNED_FILE = ("an aligned face: exactly 112x112 pixels, RGB, the 5 points on the standard alignment "
+                "template (InsightFace's)")
 ALIGNED_NOTE = ("The image must be exactly 112x112 pixels (anything else is a 422); it is embedded as it is, "
                 "without detection or alignment.")
 
@@ -60,20 +64,20 @@ async def _file(upload: UploadFile, settings: Settings) -> bytes:
             responses={503: {"model": schema.RecognitionHealth, "description": "not ready"}},
             summary="Is the service live and the recognition pipeline ready?")
 async def health(service: Recognition = Depends(deps.recognition)):
-    body = await service.health()
+    body = await info.health(service)
     return JSONResponse(body.model_dump(), status_code=200 if body.model_loaded else 503)
 
 
 @router.get("/info/server", response_model=schema.ServerInfo, responses={503: {"model": ErrorResponse}},
             summary="Versions: the service, Triton, and the models /v1 uses")
 async def info_server(service: Recognition = Depends(deps.recognition)) -> schema.ServerInfo:
-    return await service.server_info()
+    return await info.server_info(service)
 
 
 @router.get("/info/model", response_model=schema.ModelInfo, responses={503: {"model": ErrorResponse}},
             summary="The models in service: the detector/recognizer pair and every ready model")
 async def info_model(service: Recognition = Depends(deps.recognition)) -> schema.ModelInfo:
-    return await service.model_info()
+    return await info.model_info(service)
 
 
 @router.get("/info/model/{model_name}", response_model=schema.ModelDescription,
@@ -81,7 +85,7 @@ async def info_model(service: Recognition = Depends(deps.recognition)) -> schema
             summary="One model's configuration in Triton")
 async def info_model_config(model_name: str,
                             service: Recognition = Depends(deps.recognition)) -> schema.ModelDescription:
-    return await service.describe(model_name)
+    return await info.describe(service, model_name)
 
 
 # --- JSON bodies, images as base64 ---

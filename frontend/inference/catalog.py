@@ -13,8 +13,8 @@ config.pbtxt, so nothing here derives a model name from a naming convention:
 * recognize pipelines: ``recognizer`` (the embedding network), ``embedding_size``
   and ``detect_pipeline`` (the detect pipeline of the same detector).
 
-This module holds the pure part (parsing and choosing); reading the parameters
-from Triton is the client's job.
+This module holds the pure part (parsing, choosing, deciding what a missing
+pipeline means); reading the parameters from Triton is served.py's job.
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ KINDS = ("detect", "mask", "recognize")
 
 class CatalogError(ValueError):
     """A pipeline's parameters are missing or malformed."""
+
+
+class Unsupported(Exception):
+    """The configured models have no pipeline for what was asked (answered 501, not 503:
+    waiting will not help, another model choice will)."""
 
 
 @dataclass(frozen=True)
@@ -108,3 +113,29 @@ def select(pipelines: Iterable[Pipeline], detector: str, recognizer: str) -> Sel
     pair = by_name.get(recognize.detect_pipeline) if recognize and recognize.detect_pipeline else None
     return Selection(detect=one("detect", detector=detector), mask=one("mask", detector=detector),
                      recognize=recognize, recognize_detect=pair)
+
+
+NOTHING = Selection(detect=None, mask=None, recognize=None, recognize_detect=None)
+
+# What a request for masking finds (mask_state).
+SERVED, UNSUPPORTED, UNAVAILABLE = "served", "unsupported", "unavailable"
+
+
+def mask_state(selection: Selection) -> str:
+    """SERVED: a mask pipeline of the detector is served. UNSUPPORTED: the detect pipeline is
+    served and declares no mask pipeline, so none will come (501). UNAVAILABLE: not served
+    now, e.g. still loading or Triton away (503)."""
+    if selection.mask is not None:
+        return SERVED
+    if selection.detect is not None and selection.detect.mask_pipeline is None:
+        return UNSUPPORTED
+    return UNAVAILABLE
+
+
+def describe(selection: Selection) -> str:
+    """One line for the log: which pipeline serves what."""
+    def name(pipeline: Pipeline | None) -> str:
+        return pipeline.name if pipeline else "none"
+
+    return (f"detect {name(selection.detect)}, mask {name(selection.mask)}, "
+            f"recognize {name(selection.recognize)} (detect {name(selection.recognize_detect)})")

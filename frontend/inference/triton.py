@@ -108,8 +108,6 @@ class TritonClient:
         self.url = url
         self.timeout_s = timeout_s
         self.endpoints = endpoints or EndpointPool(url, check_s)
-        self._input_sizes: dict[str, tuple[int, int]] = {}
-        self._parameters: dict[str, dict[str, str]] = {}
         # Shared memory only towards a single Triton on this host: a region is registered
         # with one server, and a remote one cannot map it.
         only = self.endpoints.endpoints[0] if len(self.endpoints.endpoints) == 1 else None
@@ -176,17 +174,17 @@ class TritonClient:
 
     async def detect(self, pipeline: str, rgb: np.ndarray, confidence: float,
                      nms_threshold: float, max_faces: int) -> Faces:
-        """Run ``pipeline`` (an ensemble detect_<detector>) on one H×W×3 RGB photo."""
+        """Run ``pipeline`` (a detect pipeline of the catalog) on one H×W×3 RGB photo."""
         inputs = _detect_inputs(confidence, nms_threshold, max_faces)
         result, inference_ms, _ = await self._infer(pipeline, inputs, DETECT_OUTPUTS, rgb[None])
         return _faces(result, inference_ms)
 
     async def mask(self, pipeline: str, rgb: np.ndarray, confidence: float, nms_threshold: float,
                    max_faces: int, method: str, strength: int, padding: float) -> Masked:
-        """Run ``pipeline`` (an ensemble mask_<detector>) on one H×W×3 RGB photo.
+        """Run ``pipeline`` (a mask pipeline of the catalog) on one H×W×3 RGB photo.
 
-        method, strength and padding mean what face_mask/1/masking.py says; Triton
-        refuses values outside its ranges (InferenceRejected).
+        method, strength and padding mean what the masking model says (docs/api.md);
+        Triton refuses values outside its ranges (InferenceRejected).
         """
         inputs = _detect_inputs(confidence, nms_threshold, max_faces) + [
             _input("METHOD", np.array([[method.encode()]], dtype=np.object_), "BYTES"),
@@ -204,7 +202,7 @@ class TritonClient:
 
     async def recognize(self, pipeline: str, rgb: np.ndarray, confidence: float, nms_threshold: float,
                         max_faces: int, largest_only: bool) -> Recognized:
-        """Run ``pipeline`` (recognize_<recognizer>) on one H×W×3 RGB photo: every face
+        """Run ``pipeline`` (a recognize pipeline) on one H×W×3 RGB photo: every face
         (up to ``max_faces``, 0 = all) or only the largest, each with its embedding."""
         inputs = [
             _input("CONFIDENCE", np.array([confidence], np.float32), "FP32"),
@@ -216,7 +214,7 @@ class TritonClient:
 
     async def embed_aligned(self, pipeline: str, faces: np.ndarray) -> np.ndarray:
         """(N, D) unit-length embeddings of (N, 112, 112, 3) uint8 RGB crops already aligned
-        onto the ArcFace template (detection and alignment are skipped)."""
+        onto the alignment template (detection and alignment are skipped)."""
         recognized = await self._recognized(pipeline, [_input("ALIGNED", faces, "UINT8")])
         return recognized.embeddings
 
@@ -370,15 +368,14 @@ class TritonClient:
             return None  # no server has it
         return response.get("config", response)
 
-    async def pipeline_parameters(self, pipeline: str) -> dict[str, str]:
-        """The string parameters of a model's config (e.g. recognize_*: detect_pipeline, recognizer)."""
-        if pipeline not in self._parameters:
-            config = await self.model_config(pipeline)
-            if config is None:
-                raise TritonUnavailable(f"the model {pipeline} is not loaded")
-            self._parameters[pipeline] = {
-                key: value.get("string_value", "") for key, value in config.get("parameters", {}).items()}
-        return self._parameters[pipeline]
+    async def model_parameters(self, model: str) -> dict[str, str] | None:
+        """The string parameters of ``model``'s config (a pipeline's declaration: catalog.py);
+        None when Triton has no such model."""
+        config = await self.model_config(model)
+        if config is None:
+            return None
+        return {key: str(value.get("string_value", value.get("stringValue", "")))
+                for key, value in (config.get("parameters") or {}).items()}
 
     async def ready_models(self) -> dict[str, str]:
         """The models Triton has loaded and ready: name -> version, sorted by name."""
@@ -394,14 +391,6 @@ class TritonClient:
     async def model_statistics(self, model: str) -> dict:
         """Triton's inference statistics of ``model`` (counts, batch_stats, times)."""
         return await self._call("get_inference_statistics", model, as_json=True)
-
-    async def input_size(self, detector: str) -> tuple[int, int]:
-        """(width, height) of the detector's input, read from its Triton config once."""
-        if detector not in self._input_sizes:
-            response = await self._call("get_model_config", detector)
-            dims = list(response.config.input[0].dims)[-2:]  # ... × H × W
-            self._input_sizes[detector] = (int(dims[1]), int(dims[0]))
-        return self._input_sizes[detector]
 
 
 def _detect_inputs(confidence: float, nms_threshold: float, max_faces: int) -> list[InferInput]:

@@ -11,8 +11,11 @@ class HealthResponse(BaseModel):
     status: str = Field(description='"ok" when the service can answer, else "unavailable"')
     model: str = Field(description="detector model served")
     model_loaded: bool = Field(description="the detect pipeline is loaded and ready in Triton")
-    input_size: list[int] | None = Field(description="detector input [width, height]")
-    supports_landmarks: bool
+    input_size: list[int] | None = Field(description="detector input [width, height], as its detect "
+                                                     "pipeline declares it; null while it is not loaded")
+    supports_landmarks: bool = Field(description="the detect pipeline returns 5 landmarks per face")
+    mask_available: bool = Field(description="POST /api/v1/mask can answer: the detector has a mask "
+                                             "pipeline and Triton has it ready (not needed for 200)")
     database_enabled: bool
     database_ready: bool
     storage_enabled: bool = Field(description="storage-backed mode (FACE_API_STORAGE_ENABLED)")
@@ -20,7 +23,7 @@ class HealthResponse(BaseModel):
                                            "with storage enabled, /health is 503 until it is")
     inference_endpoints: dict[str, bool] = Field(
         default_factory=dict, description="each Triton server (address) and whether it serves the detect "
-                                          "and mask pipelines; model_loaded is true while one does")
+                                          "pipeline; model_loaded is true while one does")
 
 
 class ImageInfo(BaseModel):
@@ -153,6 +156,8 @@ class ErrorResponse(BaseModel):
 
 # Statuses the public endpoints answer with {"detail"} (documented in OpenAPI).
 PUBLIC_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 413, 415, 422, 429, 503)}
+MASK_ERRORS = dict(sorted({**PUBLIC_ERRORS, 501: {"model": ErrorResponse, "description": (
+    "the configured detector has no mask pipeline: masking is not available with it")}}.items()))
 
 
 class MaskMethod(StrEnum):

@@ -99,8 +99,8 @@ class FeatureScoreReqBody(BaseModel):
 
 # --- responses ---
 
-VERSION = "the service version + the recognizer, e.g. 0.2.0+arcface_w600k_mbf: features compare only " \
-          "within one recognizer"
+VERSION = ("the service version + the recognizer's name (<version>+<recognizer>): features compare only "
+           "within one recognizer")
 FEATURE = ("base64 (standard alphabet, padded) of the L2-normalised embedding as little-endian float32; "
            "empty when no face was found")
 EMBEDDINGS = "the L2-normalised embedding as numbers; empty when no face was found"
@@ -186,8 +186,9 @@ class ServerInfo(BaseModel):
 class ModelInfo(BaseModel):
     detector: str
     recognizer: str
-    pipeline: str = Field(description="the Triton pipeline /v1 calls: recognize_<recognizer>")
-    detect_pipeline: str = Field(description="the pipeline /v1/detect calls: the pair's detector")
+    pipeline: str = Field(description="the Triton pipeline /v1 calls: the recognizer's recognize pipeline")
+    detect_pipeline: str = Field(description="the pipeline /v1/detect calls: the detect pipeline the "
+                                             "recognize pipeline pairs with")
     embedding_size: int | None = Field(description="values in a feature / embeddings")
     feature_version: str = Field(description='the "version" that feature and embeddings responses carry')
     models: list[str] = Field(description="every model Triton has ready")

@@ -11,6 +11,7 @@ from anyio import to_thread
 
 from frontend.imaging import budget
 from frontend.imaging.decode import DecodedImage, decode_for_detection, detection_size, is_jpeg
+from frontend.inference.catalog import Pipeline
 from frontend.inference.triton import Faces, TritonClient
 from frontend.schemas import face_api as schema
 from frontend.settings import Settings
@@ -32,20 +33,21 @@ class Detected:
     decode_ms: float
 
 
-async def detect(data: bytes, params: DetectParams, triton: TritonClient, settings: Settings) -> Detected:
-    """Decode (off the event loop: TurboJPEG and Pillow release the GIL) and detect.
+async def detect(data: bytes, params: DetectParams, triton: TritonClient, pipeline: Pipeline,
+                 settings: Settings) -> Detected:
+    """Decode (off the event loop: TurboJPEG and Pillow release the GIL) and detect with ``pipeline``.
 
-    The detector sees the photo scaled into its input (640×640), so a large JPEG is decoded
-    reduced in the DCT (a fraction of the time and memory) and the faces are mapped back
-    onto the upload's pixels; only masking needs every pixel.
+    The detector sees the photo scaled into its input (the pipeline's input_size), so a large
+    JPEG is decoded reduced in the DCT (a fraction of the time and memory) and the faces are
+    mapped back onto the upload's pixels; only masking needs every pixel.
     """
-    input_size = await triton.input_size(settings.detector)
+    input_size = pipeline.input_size
     await budget.admit_upload(data, settings.max_image_pixels,
                               partial(detection_size, input_size=input_size) if is_jpeg(data) else None)
     started = time.perf_counter()
     image = await to_thread.run_sync(decode_for_detection, data, settings.max_image_pixels, input_size)
     decode_ms = (time.perf_counter() - started) * 1000.0
-    faces = await triton.detect(settings.detect_pipeline, image.pixels, params.confidence,
+    faces = await triton.detect(pipeline.name, image.pixels, params.confidence,
                                 params.nms_threshold, params.max_faces)
     return Detected(image, on_upload(faces, image), decode_ms)
 
@@ -100,11 +102,11 @@ def summarise(detections: list[schema.Detection], width: int, height: int) -> sc
     )
 
 
-def build_response(request_id: str, detected: Detected, params: DetectParams,
-                   input_size: tuple[int, int], model: str, size_bytes: int,
-                   started: float) -> schema.DetectResponse:
+def build_response(request_id: str, detected: Detected, params: DetectParams, pipeline: Pipeline,
+                   size_bytes: int, started: float) -> schema.DetectResponse:
     """The full DetectResponse; ``started`` is perf_counter() when the request arrived."""
     image, faces = detected.image, detected.faces
+    input_size, model = pipeline.input_size, pipeline.detector
     detections = describe_faces(faces, image.width, image.height)
     total_ms = _r((time.perf_counter() - started) * 1000.0)
     inference_ms = _r(faces.inference_ms)

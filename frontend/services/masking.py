@@ -11,6 +11,7 @@ from anyio import to_thread
 from frontend.imaging import budget
 from frontend.imaging.decode import DecodedImage, decode_image, header_size
 from frontend.imaging.encode import MEDIA_TYPES, check_output_size, encode_image
+from frontend.inference.catalog import Pipeline
 from frontend.inference.triton import TritonClient
 from frontend.schemas import face_api as schema
 from frontend.services import detection
@@ -54,13 +55,13 @@ def decode_for_output(data: bytes, fmt: str, max_pixels: int) -> DecodedImage:
 
 
 async def mask(data: bytes, detect: DetectParams, params: MaskParams, triton: TritonClient,
-               settings: Settings) -> MaskedPhoto:
-    """Decode, detect + mask in one Triton call, encode."""
+               pipeline: Pipeline, settings: Settings) -> MaskedPhoto:
+    """Decode, detect + mask in one call of the mask ``pipeline``, encode."""
     await budget.admit_upload(data, settings.max_image_pixels)  # masking needs every pixel
     t0 = time.perf_counter()
     image = await to_thread.run_sync(decode_for_output, data, params.format, settings.max_image_pixels)
     t1 = time.perf_counter()
-    masked = await triton.mask(settings.mask_pipeline, image.pixels, detect.confidence,
+    masked = await triton.mask(pipeline.name, image.pixels, detect.confidence,
                                detect.nms_threshold, detect.max_faces, params.method,
                                params.strength, params.padding)
     t2 = time.perf_counter()
@@ -90,12 +91,11 @@ def headers(photo: MaskedPhoto, model: str, started: float,
 
 
 def build_response(request_id: str, photo: MaskedPhoto, detect: DetectParams, params: MaskParams,
-                   input_size: tuple[int, int], model: str, size_bytes: int, started: float,
+                   pipeline: Pipeline, size_bytes: int, started: float,
                    with_image: bool = True) -> schema.MaskResponse:
     """The MaskResponse: DetectResponse fields + masking + output (base64 of the result
     unless ``with_image`` is false, as in stored job records, where it is "")."""
-    described = detection.build_response(request_id, photo.detected, detect, input_size, model,
-                                         size_bytes, started)
+    described = detection.build_response(request_id, photo.detected, detect, pipeline, size_bytes, started)
     described.profiling.mask_ms = round(photo.mask_ms, 2)
     described.profiling.encode_ms = round(photo.encode_ms, 2)
     described.profiling.output_bytes = len(photo.content)

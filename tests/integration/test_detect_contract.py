@@ -22,7 +22,7 @@ def test_health_reports_the_served_model(client, stack):
     assert response.status_code == 200
     assert response.json() == {
         "status": "ok", "model": "scrfd_500m", "model_loaded": True, "input_size": [640, 640],
-        "supports_landmarks": True, "database_enabled": True, "database_ready": True,
+        "supports_landmarks": True, "mask_available": True, "database_enabled": True, "database_ready": True,
         "storage_enabled": True, "storage_ready": True,
         "inference_endpoints": {f"127.0.0.1:{stack.triton_grpc}": True},
     }

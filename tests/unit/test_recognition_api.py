@@ -209,8 +209,8 @@ def test_the_recognition_rate_limit(tmp_path):
     assert answers[2].json()["detail"].startswith("rate limit exceeded: 2/minute for the /v1 endpoints")
 
 
-def test_settings_name_the_pipeline():
-    assert Settings().recognize_pipeline == "recognize_arcface_w600k_mbf"
-    assert Settings(recognizer="sface_2021dec").recognize_pipeline == "recognize_sface_2021dec"
+def test_recognition_settings():
+    assert Settings().recognizer == "arcface_w600k_mbf"
+    assert Settings(recognizer="sface_2021dec").recognizer == "sface_2021dec"
     assert Settings().rate_limit_recognition == "300/minute"
     assert (Settings().recognition_confidence, Settings().recognition_nms_threshold) == (0.5, 0.4)

@@ -9,15 +9,14 @@ import numpy as np
 import pytest
 from fastapi.exceptions import RequestValidationError
 
-from frontend.services.recognition import (
-    cosine,
+from frontend.services.recognition.codec import (
     decode_base64,
     decode_feature,
     embeddings_list,
     encode_feature,
-    unit,
     version,
 )
+from frontend.services.recognition.scoring import cosine, unit
 
 PAYLOAD = bytes(range(256)) * 3
 

@@ -13,19 +13,15 @@ from PIL import Image
 
 from frontend.errors import ApiError
 from frontend.schemas import recognition as schema
-from frontend.services.recognition import (
-    ARCFACE_TEMPLATE,
+from frontend.services.recognition.faces import (
+    ALIGNED_TEMPLATE,
     aligned_face,
-    check_aligned,
-    describe_model,
-    detector_of,
-    embedding_size_of,
     face_detect,
-    load_image,
-    merge,
     no_face,
     sort_order,
 )
+from frontend.services.recognition.images import check_aligned, load_image, merge
+from frontend.services.recognition.models import describe_model, embedding_size_of
 
 # Four faces: (score, x1, y1, x2, y2), in Triton's order (best first).
 FACES = np.array([
@@ -88,7 +84,7 @@ def test_aligned_face_is_the_whole_crop_with_the_template_points():
     assert face["processed"] is True and face["confidence"] == 1.0
     assert face["boundingBox"] == {"left": 0, "top": 0, "right": 112, "bottom": 112}
     points = [(p["x"], p["y"]) for p in face["landmarks"]]
-    assert points == [(round(x), round(y)) for x, y in ARCFACE_TEMPLATE]
+    assert points == [(round(x), round(y)) for x, y in ALIGNED_TEMPLATE]
     assert points == [(38, 52), (74, 52), (56, 72), (42, 92), (71, 92)]
 
 
@@ -187,9 +183,7 @@ def test_describe_a_recognizer_not_served_and_a_pipeline():
     assert described.inputs[0].dims == [-1, -1, 3]
 
 
-def test_embedding_size_and_detector_names():
+def test_embedding_size():
     assert embedding_size_of(ARCFACE_CONFIG) == 512
     assert embedding_size_of({"output": [{"name": "x", "dims": ["-1"]}]}) is None
     assert embedding_size_of({}) is None
-    assert detector_of("detect_yunet_2023mar") == "yunet_2023mar"
-    assert detector_of("detect_scrfd_500m") == "scrfd_500m"
