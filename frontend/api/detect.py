@@ -1,8 +1,10 @@
-"""POST /api/v1/detect: faces with landmarks on an uploaded photo, as JSON."""
+"""POST /api/v1/detect: faces with landmarks on an uploaded photo, as JSON.
+
+Thin: the parameters and dependencies are declared here, the call itself is
+frontend/services/calls.py::detect.
+"""
 
 from __future__ import annotations
-
-import time
 
 from fastapi import APIRouter, Depends, File, Response, UploadFile
 
@@ -13,7 +15,7 @@ from frontend.inference.served import ServedPipelines
 from frontend.inference.triton import TritonClient
 from frontend.schemas.face_api import PUBLIC_ERRORS, DetectResponse
 from frontend.services import archive as archiving
-from frontend.services import detection
+from frontend.services import calls, detection
 from frontend.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["face-api"])
@@ -38,14 +40,10 @@ async def detect(
     archive: archiving.Archive | None = Depends(recording.archive),
     api_key_id: str | None = Depends(recording.api_key_id),
 ) -> DetectResponse:
-    started = time.perf_counter()
-    pipeline = catalog.detect()  # 503 while the detector's detect pipeline is not served
-    data = await read_upload(image, settings.max_upload_bytes)
-    detected = await detection.detect(data, params, triton, pipeline, settings)
-    body = detection.build_response(request_id, detected, params, pipeline, len(data), started)
-    if archive is not None:
-        recorded = await archive.try_record(archiving.upload_of(data, detected.image),
-                                            archiving.detect_job(body, params, api_key_id))
-        archiving.stamp(body, recorded, started)
-        response.headers.update(recorded.headers())
-    return body
+    answer = await calls.detect(
+        # Read only once the service has checked the pipeline (a 503 reads nothing).
+        lambda: read_upload(image, settings.max_upload_bytes), params,
+        request_id=request_id, settings=settings, triton=triton, catalog=catalog,
+        archive=archive, api_key_id=api_key_id)
+    response.headers.update(answer.headers)  # storage-backed mode: X-Image-Id / X-Job-Id or X-Storage-Error
+    return answer.body

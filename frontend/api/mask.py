@@ -1,8 +1,10 @@
-"""POST /api/v1/mask: the uploaded photo with every face masked, as image bytes."""
+"""POST /api/v1/mask: the uploaded photo with every face masked, as image bytes.
+
+Thin: the parameters and dependencies are declared here (the masking ones also
+serve the console's preview), the call itself is frontend/services/calls.py::mask.
+"""
 
 from __future__ import annotations
-
-import time
 
 from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 
@@ -13,7 +15,7 @@ from frontend.inference.served import ServedPipelines
 from frontend.inference.triton import TritonClient
 from frontend.schemas.face_api import MASK_ERRORS, MASK_RESPONSE_HEADERS, MaskMethod, OutputFormat
 from frontend.services import archive as archiving
-from frontend.services import masking
+from frontend.services import calls, masking
 from frontend.services.detection import DetectParams
 from frontend.settings import Settings
 
@@ -54,14 +56,8 @@ async def mask(
     archive: archiving.Archive | None = Depends(recording.archive),
     api_key_id: str | None = Depends(recording.api_key_id),
 ) -> Response:
-    started = time.perf_counter()
-    pipeline = catalog.mask()  # 501 when the detector has no mask pipeline, 503 while not served
-    data = await read_upload(image, settings.max_upload_bytes)
-    photo = await masking.mask(data, detect, params, triton, pipeline, settings)
-    recorded = archiving.Recorded()
-    if archive is not None:
-        body = masking.build_response(request_id, photo, detect, params, pipeline, len(data), started,
-                                      with_image=False)
-        recorded = await archive.record_mask(data, photo, body, detect, params, api_key_id)
-    headers = masking.headers(photo, pipeline.detector, started, recorded.storage_ms) | recorded.headers()
-    return Response(photo.content, media_type=photo.media_type, headers=headers)
+    return await calls.mask(
+        # Read only once the service has checked the pipeline (a 501/503 reads nothing).
+        lambda: read_upload(image, settings.max_upload_bytes), detect, params,
+        request_id=request_id, settings=settings, triton=triton, catalog=catalog,
+        archive=archive, api_key_id=api_key_id)

@@ -1,12 +1,10 @@
 """POST /api/v1/admin/test/mask: the console's preview, as JSON with the masked photo in base64.
 
 It takes the parameters of /api/v1/mask and, in storage-backed mode, records a mask
-job like it (without an API key).
+job like it (without an API key). Thin: the call itself is frontend/services/calls.py::preview.
 """
 
 from __future__ import annotations
-
-import time
 
 from fastapi import APIRouter, Depends, File, Response, UploadFile
 
@@ -18,7 +16,7 @@ from frontend.inference.served import ServedPipelines
 from frontend.inference.triton import TritonClient
 from frontend.schemas.face_api import MASK_ERRORS, MaskResponse
 from frontend.services import archive as archiving
-from frontend.services import masking
+from frontend.services import calls, masking
 from frontend.services.detection import DetectParams
 from frontend.settings import Settings
 
@@ -38,13 +36,9 @@ async def test_mask(
     request_id: str = Depends(deps.request_id),
     archive: archiving.Archive | None = Depends(recording.archive),
 ) -> MaskResponse:
-    started = time.perf_counter()
-    pipeline = catalog.mask()  # 501 when the detector has no mask pipeline, 503 while not served
-    data = await read_upload(image, settings.max_upload_bytes)
-    photo = await masking.mask(data, detect, params, triton, pipeline, settings)
-    body = masking.build_response(request_id, photo, detect, params, pipeline, len(data), started)
-    if archive is not None:
-        recorded = await archive.record_mask(data, photo, body, detect, params, api_key_id=None)
-        archiving.stamp(body, recorded, started)
-        response.headers.update(recorded.headers())
-    return body
+    answer = await calls.preview(
+        # Read only once the service has checked the pipeline (a 501/503 reads nothing).
+        lambda: read_upload(image, settings.max_upload_bytes), detect, params,
+        request_id=request_id, settings=settings, triton=triton, catalog=catalog, archive=archive)
+    response.headers.update(answer.headers)  # storage-backed mode: X-Image-Id / X-Job-Id or X-Storage-Error
+    return answer.body
