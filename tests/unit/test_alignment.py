@@ -1,11 +1,12 @@
-"""Unit tests of face_align/1/alignment.py: the similarity transform and the warp."""
+"""Unit tests of triton_python/alignment.py: the similarity transform and the warp."""
 
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from alignment import ARCFACE_TEMPLATE, CROP_SIZE, align_face, align_faces, similarity_transform
+
+from triton_python.alignment import ARCFACE_TEMPLATE, CROP_SIZE, align_face, align_faces, similarity_transform
 
 SFACE = Path(__file__).resolve().parents[2] / "model_repository/sface_2021dec/1/model.onnx"
 

@@ -1,11 +1,11 @@
-"""Unit tests of face_letterbox/1/letterbox.py: fit_size, letterbox, to_blob."""
+"""Unit tests of triton_python/letterbox.py: fit_size, letterbox, to_blob."""
 
 import cv2
 import numpy as np
 import pytest
-from letterbox import fit_size, letterbox, to_blob
 
 from tests.reference import scrfd_reference as ref
+from triton_python.letterbox import fit_size, letterbox, to_blob
 
 SIZE = 640
 

@@ -1,11 +1,13 @@
-"""Unit tests of face_mask/1/masking.py: padded regions, the four methods, validation."""
+"""Unit tests of triton_python/masking.py: padded regions, the four methods, validation."""
 
 import time
 
 import cv2
 import numpy as np
 import pytest
-from masking import (
+
+from tests.unit.conftest import REPO_ROOT
+from triton_python.masking import (
     METHODS,
     PADDING_RANGE,
     REFERENCE_FACE_PX,
@@ -20,8 +22,6 @@ from masking import (
     pixelate,
     validate,
 )
-
-from tests.unit.conftest import REPO_ROOT
 
 # Kernels up to 37 px: cv2.GaussianBlur on float32, rounded (the true Gaussian), exactly.
 # The downscaled Gaussian (kernels > 37 px) against OpenCV, per pixel and channel, in 8-bit

@@ -1,8 +1,10 @@
-"""Unit tests of scrfd_postprocess/1/scrfd_decode.py, and agreement with the reference."""
+"""Unit tests of triton_python/scrfd_decode.py, and agreement with the reference."""
 
 import numpy as np
 import pytest
-from scrfd_decode import (
+
+from tests.reference import scrfd_reference as ref
+from triton_python.scrfd_decode import (
     anchor_centers,
     clip_boxes,
     decode_candidates,
@@ -12,8 +14,6 @@ from scrfd_decode import (
     select_faces,
     to_photo_coordinates,
 )
-
-from tests.reference import scrfd_reference as ref
 
 SIZE = 640
 STRIDES = (8, 16, 32)

@@ -169,4 +169,4 @@ def test_the_real_repository_serves_each_pipeline_whose_detector_has_weights(tmp
         assert [t.name for t in mask.input][:len(detect.input)] == [t.name for t in detect.input]
         assert {t.name for t in mask.output} == {t.name for t in detect.output} | {"MASKED", "REGIONS",
                                                                                      "MASK_MS"}
-        assert mask.max_batch_size == detect.max_batch_size == 8
+        assert mask.max_batch_size == detect.max_batch_size

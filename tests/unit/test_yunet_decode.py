@@ -1,4 +1,4 @@
-"""Unit tests of yunet_postprocess/1/yunet_decode.py and the pipeline's shared parts.
+"""Unit tests of triton_python/yunet_decode.py and the pipeline's shared parts.
 
 Synthetic YuNet outputs with planted faces decode to hand-computed boxes,
 landmarks and scores; the full path (threshold, unscale, NMS, max_faces, clip,
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import detections  # shared with scrfd_postprocess (tests/unit/conftest.py puts model dirs on sys.path)
 import numpy as np
 import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
-from yunet_decode import decode_candidates, deltas_to_boxes, face_scores
+
+from triton_python import detections  # shared with SCRFD's postprocess
+from triton_python.yunet_decode import decode_candidates, deltas_to_boxes, face_scores
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "model_repository"
@@ -243,18 +244,7 @@ def test_decode_matches_opencv_on_real_outputs(photo):
     np.testing.assert_allclose(points, expected[:, 4:14].reshape(-1, 5, 2), atol=0.05)
 
 
-# --- one copy of the code, and a drop-in twin of the SCRFD pipeline ------------------------
-
-
-@pytest.mark.parametrize(("link", "target"), [
-    ("yunet_postprocess/1/detections.py", "scrfd_postprocess/1/detections.py"),
-    ("yunet_letterbox/1/model.py", "face_letterbox/1/model.py"),
-    ("yunet_letterbox/1/letterbox.py", "face_letterbox/1/letterbox.py"),
-])
-def test_shared_code_is_linked_relatively(link, target):
-    path = MODELS / link
-    assert path.is_symlink() and not Path(path.readlink()).is_absolute()
-    assert path.resolve() == (MODELS / target).resolve()
+# --- a drop-in twin of the SCRFD pipeline ---------------------------------------------------
 
 
 def _config(path: Path) -> mc.ModelConfig:
@@ -275,7 +265,7 @@ def test_the_pipeline_looks_like_detect_scrfd_500m_at_batch_one():
 
 
 def test_yunet_letterbox_parameters_make_a_raw_bgr_blob():
-    from letterbox import to_blob
+    from triton_python.letterbox import to_blob
 
     params = {k: v.string_value for k, v in _config(MODELS / "yunet_letterbox" / "config.pbtxt")
               .parameters.items()}

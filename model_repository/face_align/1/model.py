@@ -1,6 +1,7 @@
 """Triton model: align every face of one photo onto the 112×112 ArcFace template.
 
 IMAGE (uint8 H×W×3) + LANDMARKS (float32 N×5×2, photo px) -> FACES (uint8 N×112×112×3).
+The maths are in triton_python/alignment.py.
 """
 
 import time
@@ -8,7 +9,8 @@ import time
 import cv2
 import numpy as np
 import triton_python_backend_utils as pb_utils
-from alignment import align_faces
+
+from triton_python.alignment import align_faces
 
 
 class TritonPythonModel:

@@ -2,7 +2,7 @@
 
 IMAGE (uint8 H×W×3), BOXES (N×4, photo px), NUM_FACES, METHOD, STRENGTH, PADDING
 -> MASKED (the photo, faces masked), REGIONS (how many), MASK_MS.
-What each method and parameter means is documented in masking.py. Parameters
+What each method and parameter means is documented in triton_python/masking.py. Parameters
 it refuses come back as a request error naming the parameter, never a crash.
 """
 
@@ -11,7 +11,8 @@ import time
 import cv2
 import numpy as np
 import triton_python_backend_utils as pb_utils
-from masking import mask_faces, validate
+
+from triton_python.masking import mask_faces, validate
 
 
 def _input(request, name):

@@ -1,7 +1,7 @@
 """Triton model: YuNet raw outputs -> faces in photo coordinates.
 
-Decode every stride's cells (yunet_decode.py, as OpenCV's FaceDetectorYN),
-then what every detector shares (detections.py): confidence threshold,
+Decode every stride's cells (triton_python/yunet_decode.py, as OpenCV's FaceDetectorYN),
+then what every detector shares (triton_python/detections.py): confidence threshold,
 division by the letterbox scale, NMS in photo pixels, the max_faces cap,
 clipping. Faces come out best first; NUM_FACES says how many rows are real.
 """
@@ -9,8 +9,9 @@ clipping. Faces come out best first; NUM_FACES says how many rows are real.
 import json
 
 import triton_python_backend_utils as pb_utils
-from detections import postprocess_request
-from yunet_decode import decode_candidates
+
+from triton_python.detections import postprocess_request
+from triton_python.yunet_decode import decode_candidates
 
 KINDS = ("cls", "obj", "bbox", "kps")
 

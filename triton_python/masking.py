@@ -1,7 +1,7 @@
 """Face masking (anonymisation) maths for the face_mask model (pure numpy + OpenCV, no Triton).
 
 Padded region
-    Each face box (x1, y1, x2, y2, photo pixels, as scrfd_postprocess outputs them)
+    Each face box (x1, y1, x2, y2, photo pixels, as the detectors' postprocess models output them)
     grows by ``padding × box width`` on the left and on the right and by
     ``padding × box height`` at the top and at the bottom (padding 0 … 2: 0.2 turns
     a 100 × 120 box into 140 × 168), is clipped to the photo, and becomes the

@@ -12,7 +12,8 @@ and are re-exported here.
 from __future__ import annotations
 
 import numpy as np
-from detections import (
+
+from triton_python.detections import (
     anchor_centers,
     clip_boxes,
     nms,
@@ -42,7 +43,8 @@ def decode_candidates(
     """Anchors scoring >= threshold -> (scores (N,), boxes (N, 4), landmarks (N, 5, 2)).
 
     ``outputs`` maps stride -> (scores (A, 1), box distances (A, 4), landmark
-    offsets (A, 10)) for one image, in detector-input pixels once decoded.
+    offsets (A, 10)) for one image, in detector-input pixels once decoded. A model
+    without keypoints has None for the offsets; its landmarks come out as zeros.
     """
     all_scores, all_boxes, all_points = [], [], []
     for stride, (scores, distances, offsets) in sorted(outputs.items()):
@@ -53,7 +55,10 @@ def decode_candidates(
         centers = anchor_centers(input_size, stride, num_anchors)[hits]
         all_scores.append(scores[hits])
         all_boxes.append(distances_to_boxes(centers, distances.reshape(-1, 4)[hits] * stride))
-        all_points.append(offsets_to_points(centers, offsets.reshape(-1, 10)[hits] * stride))
+        if offsets is None:
+            all_points.append(np.zeros((hits.size, 5, 2), np.float32))
+        else:
+            all_points.append(offsets_to_points(centers, offsets.reshape(-1, 10)[hits] * stride))
     if not all_scores:
         return no_candidates()
     return np.concatenate(all_scores), np.concatenate(all_boxes), np.concatenate(all_points)

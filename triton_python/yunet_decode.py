@@ -21,7 +21,8 @@ detector shares, in detections.py.
 from __future__ import annotations
 
 import numpy as np
-from detections import Candidates, anchor_centers, no_candidates, offsets_to_points
+
+from triton_python.detections import Candidates, anchor_centers, no_candidates, offsets_to_points
 
 
 def face_scores(cls: np.ndarray, obj: np.ndarray) -> np.ndarray:

@@ -5,9 +5,6 @@ grid of cell centres, offsets to points, the path from decoded candidates to
 the faces a pipeline returns (division by the letterbox scale, NMS in photo
 pixels, the max_faces cap, clipping) and the padding of a batch's faces into
 fixed-shape output tensors.
-
-The one copy lives in scrfd_postprocess/1/; other post-processing models link
-to it (Triton puts only a model's own version directory on sys.path).
 """
 
 from __future__ import annotations

@@ -1,1 +1,0 @@
-../../face_letterbox/1/letterbox.py

@@ -1,1 +1,0 @@
-../../scrfd_postprocess/1/detections.py
