@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from frontend import __version__, api_docs, errors, openapi
-from frontend.api import admin, detect, files, health, mask, metrics, recognition
+from frontend.api import admin, detect, files, health, mask, metrics, recognition, video
 from frontend.auth.access import AccessControl, AccessMiddleware
 from frontend.auth.admin import admin_auth
 from frontend.auth.api_keys import ApiKeyStore, UsageCounter
@@ -22,7 +22,7 @@ from frontend.inference.endpoints import EndpointPool
 from frontend.inference.served import ServedPipelines
 from frontend.inference.shared_memory import frontend_shm_prefix
 from frontend.inference.triton import InferenceRejected, TritonClient, TritonUnavailable
-from frontend.middleware import MULTIPART_OVERHEAD, RECOGNITION_BODY_FACTOR, RequestContext
+from frontend.middleware import MULTIPART_OVERHEAD, RECOGNITION_BODY_FACTOR, BodyLimit, RequestContext
 from frontend.observability.history import History, keep_recording
 from frontend.observability.metrics import multiprocess_dir
 from frontend.observability.requests import RequestObserver
@@ -147,6 +147,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(detect.router)
     app.include_router(mask.router)
+    # Videos have a size limit of their own (RequestContext below knows it too).
+    app.include_router(video.router, max_body_size=settings.video_max_bytes + MULTIPART_OVERHEAD)
     app.include_router(admin.router)
     app.include_router(files.router)
     app.include_router(console_router)
@@ -160,6 +162,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AccessMiddleware)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_upload_bytes,
                        body_timeout_s=settings.body_timeout_s,
-                       max_uploads_in_progress=settings.max_uploads_in_progress)
+                       max_uploads_in_progress=settings.max_uploads_in_progress,
+                       large_bodies={"/api/v1/mask/video": BodyLimit(
+                           settings.video_max_bytes, settings.video_body_timeout_s,
+                           "FACE_API_VIDEO_MAX_BYTES", "FACE_API_VIDEO_BODY_TIMEOUT_S")})
     app.add_middleware(RequestObserver)
     return app

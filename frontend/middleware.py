@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import uuid
+from typing import NamedTuple
 
 from frontend.errors import is_recognition
 
@@ -21,6 +22,15 @@ RECOGNITION_BODY_FACTOR = 3
 UPLOADS_RETRY_AFTER_S = 2
 
 log = logging.getLogger("face_api.request")
+
+
+class BodyLimit(NamedTuple):
+    """Limits of one path's request bodies that differ from the upload limits (video uploads)."""
+
+    max_bytes: int
+    timeout_s: float
+    size_setting: str
+    timeout_setting: str
 
 
 def client_host(scope) -> str | None:
@@ -60,13 +70,15 @@ class RequestContext:
     """
 
     def __init__(self, app, max_body_bytes: int, body_timeout_s: float = 60.0,
-                 max_uploads_in_progress: int = 64):
+                 max_uploads_in_progress: int = 64,
+                 large_bodies: dict[str, BodyLimit] | None = None):
         self.app = app
         self.max_body_bytes = max_body_bytes + MULTIPART_OVERHEAD
         self.max_recognition_bytes = RECOGNITION_BODY_FACTOR * max_body_bytes + MULTIPART_OVERHEAD
         self.body_timeout_s = body_timeout_s
         self.max_uploads = max_uploads_in_progress
         self.uploads = 0  # requests of this worker whose body is still coming in
+        self.large_bodies = large_bodies or {}  # paths with limits of their own (videos)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -79,12 +91,17 @@ class RequestContext:
         length = headers.get(b"content-length")
         recognition = is_recognition(scope.get("path", ""))
         limit = self.max_recognition_bytes if recognition else self.max_body_bytes
+        setting = (f"{RECOGNITION_BODY_FACTOR} x FACE_API_MAX_UPLOAD_BYTES on /v1"
+                   if recognition else "FACE_API_MAX_UPLOAD_BYTES")
+        timeout = (self.body_timeout_s, "FACE_API_BODY_TIMEOUT_S")
+        large = self.large_bodies.get(scope.get("path", ""))
+        if large is not None:
+            limit, setting = large.max_bytes + MULTIPART_OVERHEAD, large.size_setting
+            timeout = (large.timeout_s, large.timeout_setting)
         refusal = None
         if length is not None and not length.isdigit():
             refusal = (400, "invalid Content-Length header")
         elif length is not None and int(length) > limit:
-            setting = (f"{RECOGNITION_BODY_FACTOR} x FACE_API_MAX_UPLOAD_BYTES on /v1"
-                       if recognition else "FACE_API_MAX_UPLOAD_BYTES")
             refusal = (413, f"the request body is larger than {limit} bytes ({setting})")
         if refusal is not None:
             status, detail = refusal
@@ -102,12 +119,12 @@ class RequestContext:
                       "FACE_API_MAX_UPLOADS_IN_PROGRESS); try again shortly")
             return await send_detail(send, 503, detail, [
                 (b"retry-after", str(UPLOADS_RETRY_AFTER_S).encode()), (b"connection", b"close"), id_header])
-        return await self._upload(scope, receive, send, id_header)
+        return await self._upload(scope, receive, send, id_header, *timeout)
 
-    async def _upload(self, scope, receive, send, id_header) -> None:
+    async def _upload(self, scope, receive, send, id_header, timeout_s: float, timeout_setting: str) -> None:
         """Run a request with a body under the body deadline, counted while its body comes in."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.body_timeout_s
+        deadline = loop.time() + timeout_s
         progress = {"receiving": True, "started": False, "timed_out": False}
         self.uploads += 1
 
@@ -128,9 +145,8 @@ class RequestContext:
                 body_done()
                 progress["timed_out"] = True
                 if not progress["started"]:
-                    detail = (f"the request body did not arrive within {self.body_timeout_s:g} s "
-                              "(FACE_API_BODY_TIMEOUT_S)")
-                    log.info("request body timed out after %s s", self.body_timeout_s)
+                    detail = f"the request body did not arrive within {timeout_s:g} s ({timeout_setting})"
+                    log.info("request body timed out after %s s", timeout_s)
                     await send_detail(send, 408, detail, [(b"connection", b"close"), id_header])
                 return {"type": "http.disconnect"}
             if message["type"] != "http.request" or not message.get("more_body", False):

@@ -181,6 +181,33 @@ class Settings(BaseSettings):
         64, ge=1, le=100_000, description="requests per worker still receiving their body; "
                                           "one more gets 503 with Retry-After")
 
+    # --- video jobs (POST /api/v1/mask/video; needs storage_enabled) ---
+    video_workers: int = Field(
+        1, ge=0, le=64, description="video job worker processes that ./face-api serve starts beside the "
+                                    "frontend; 0 turns video jobs off (POST /api/v1/mask/video answers 501)")
+    video_max_bytes: int = Field(
+        500 * 1024 * 1024, gt=0,
+        description="larger video uploads get 413 (videos are not held to FACE_API_MAX_UPLOAD_BYTES)")
+    video_max_duration_s: float = Field(600.0, gt=0, description="longer videos get 413")
+    video_max_pixels: int = Field(
+        3840 * 2160, gt=0, description="videos with more pixels per frame (width x height) get 413")
+    video_max_jobs_per_key: int = Field(
+        2, ge=1, le=10_000, description="queued + running video jobs per API key (per service without API "
+                                        "keys); one more gets 429")
+    video_body_timeout_s: float = Field(
+        600.0, gt=0, le=24 * 3600, description="a video upload must have arrived this many seconds after its "
+                                               "headers (FACE_API_BODY_TIMEOUT_S for everything else)")
+    video_max_attempts: int = Field(
+        3, ge=1, le=100, description="runs of a job that a stop or a crash may interrupt; the next "
+                                     "interruption marks it failed")
+    video_lease_s: float = Field(
+        30.0, ge=2, le=3600, description="a running job's lease, renewed by its worker every third of it; "
+                                         "a job whose lease ran out (its worker died) is queued again")
+    video_poll_s: float = Field(1.0, gt=0, le=60,
+                                description="how often an idle worker looks for a queued job")
+    video_temp_dir: str | None = Field(
+        None, description="folder for uploads and job files in progress; unset = the system's (TMPDIR)")
+
     @field_validator("trusted_proxies")
     @classmethod
     def _proxies(cls, value: str) -> str:

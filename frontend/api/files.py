@@ -7,13 +7,18 @@ the s3 backend, links are presigned S3 URLs and this route answers 501.
 from __future__ import annotations
 
 import mimetypes
+from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 
 from frontend.errors import ApiError
 from frontend.storage import ObjectNotFound, ObjectStoreError
 from frontend.storage.signing import ExpiredLink, InvalidLink
+from frontend.video.poster import is_video_key
+
+# Types that mimetypes may not know on every system.
+VIDEO_TYPES = {"mkv": "video/x-matroska", "webm": "video/webm", "mp4": "video/mp4"}
 
 router = APIRouter(tags=["files"])
 
@@ -34,6 +39,8 @@ async def download(request: Request, key: str, expires: str | None = None,
         raise ApiError(501, "download links are served here only by the local storage backend")
     try:
         seconds_left = store.signer.verify(key, expires, signature)
+        if is_video_key(key):  # up to FACE_API_VIDEO_MAX_BYTES: sent from the file, ranges allowed
+            return _video_file(store.path(key), key, seconds_left)
         data = await store.get(key)
     except (InvalidLink, ExpiredLink) as error:
         raise ApiError(403, str(error)) from None
@@ -44,9 +51,23 @@ async def download(request: Request, key: str, expires: str | None = None,
     except ObjectStoreError:
         raise ApiError(503, "object storage is unavailable; try again shortly",
                        {"Retry-After": "5"}) from None
-    return Response(data, media_type=mimetypes.guess_type(key)[0] or "application/octet-stream", headers={
+    return Response(data, media_type=_type_of(key), headers=_headers(seconds_left))
+
+
+def _type_of(key: str) -> str:
+    return mimetypes.guess_type(key)[0] or VIDEO_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream")
+
+
+def _headers(seconds_left: int) -> dict[str, str]:
+    return {
         "Cache-Control": f"private, max-age={seconds_left}",
         "X-Content-Type-Options": "nosniff",
         # Served from the API's origin: never let an object act as a page there.
         "Content-Security-Policy": "default-src 'none'; sandbox",
-    })
+    }
+
+
+def _video_file(path: Path, key: str, seconds_left: int) -> FileResponse:
+    if not path.is_file():
+        raise ApiError(404, "the file no longer exists")
+    return FileResponse(path, media_type=_type_of(key), headers=_headers(seconds_left))

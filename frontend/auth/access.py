@@ -27,8 +27,10 @@ RECOGNITION_PATHS = (
     "/v1/file/detect", "/v1/file/feature", "/v1/file/feature-only", "/v1/file/embeddings",
     "/v1/file/embeddings-only", "/v1/file/score",
 )
-# Public endpoints guarded here (POST only) -> the name of their rate limit.
-PROTECTED = {"/api/v1/detect": "detect", "/api/v1/mask": "mask",
+# Public endpoints guarded here (POST only) -> the name of their rate limit. A video job
+# spends one call of /api/v1/mask's allowance (and FACE_API_VIDEO_MAX_JOBS_PER_KEY bounds
+# how many of a key are queued or running at once).
+PROTECTED = {"/api/v1/detect": "detect", "/api/v1/mask": "mask", "/api/v1/mask/video": "mask",
              **{path: "recognition" for path in RECOGNITION_PATHS}}
 # What a 429 says the limit applies to.
 LIMITED = {"detect": "/api/v1/detect", "mask": "/api/v1/mask", "recognition": "the /v1 endpoints"}
@@ -69,6 +71,16 @@ class AccessControl:
             return limited
         if admission.key_id is not None and self.usage is not None:
             self.usage.record(admission.key_id)
+        return admission
+
+    async def identify(self, api_key: str | None) -> Admission:
+        """Only the API-key check, no rate limit (polling a video job's status): status 200 with
+        the key's id, or the refusal. Lets everything through when API keys are disabled."""
+        admission = Admission()
+        if self.keys is not None:
+            refusal = await self._authenticate(api_key, admission)
+            if refusal is not None:
+                return refusal
         return admission
 
     async def limit(self, route: str, caller: str) -> Admission:

@@ -2,7 +2,8 @@
 
 Every change to these tables ships with an Alembic migration in
 ``migrations/versions/`` (0001 creates ``api_keys``; 0002 ``images``, ``jobs``,
-``cleanup_tasks`` and ``admin_sessions``), never by editing an earlier one.
+``cleanup_tasks`` and ``admin_sessions``; 0003 adds the video job queue's columns to
+``jobs``), never by editing an earlier one.
 
 Datetimes are stored in UTC. PostgreSQL keeps the offset (timestamptz);
 SQLite stores naive UTC text, which the stores turn back into aware UTC.
@@ -58,13 +59,16 @@ images = sa.Table(
     sa.Index("ix_images_created_at", "created_at"),
 )
 
-# One row per detect or mask call on an image.
+# One row per detect or mask call on an image, and per video job (job_type "mask_video",
+# migration 0003): a video's original is an ``images`` row too (content type video/...), so
+# listing, deleting and cleaning up work for both. Only video jobs have a state; the columns
+# from ``state`` on are NULL (attempts 0) for photo jobs, which are done when recorded.
 jobs = sa.Table(
     "jobs",
     metadata,
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("image_id", sa.String(36), sa.ForeignKey("images.id", ondelete="CASCADE"), nullable=False),
-    sa.Column("job_type", sa.String(16), nullable=False),  # "detect" | "mask"
+    sa.Column("job_type", sa.String(16), nullable=False),  # "detect" | "mask" | "mask_video"
     sa.Column("method", sa.String(16), nullable=True),  # masking method; NULL for detect
     sa.Column("parameters", sa.JSON, nullable=False),  # the request's query parameters
     sa.Column("result", sa.JSON, nullable=False),  # the DetectResponse-style payload
@@ -76,9 +80,22 @@ jobs = sa.Table(
     sa.Column("processed_size_bytes", sa.BigInteger, nullable=True),
     sa.Column("api_key_id", sa.String(36), nullable=True),  # who asked; no FK: keys may be deleted
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # --- the video job queue (frontend/video/jobs.py) ---
+    sa.Column("state", sa.String(16), nullable=True),  # queued | running | done | failed
+    # (No Python-side default: `databases` would send it as NULL; the server default applies.)
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),  # runs started
+    sa.Column("frames_done", sa.Integer, nullable=True),
+    sa.Column("frames_total", sa.Integer, nullable=True),  # NULL: the container does not say
+    sa.Column("error", sa.Text, nullable=True),  # why it failed, for the caller
+    sa.Column("claimed_by", sa.String(100), nullable=True),  # host:pid of the worker running it
+    sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
     sa.Index("ix_jobs_image_id", "image_id"),
     sa.Index("ix_jobs_created_at", "created_at"),
     sa.Index("ix_jobs_job_type_method", "job_type", "method"),
+    sa.Index("ix_jobs_state_created_at", "state", "created_at"),
+    sa.Index("ix_jobs_api_key_id_state", "api_key_id", "state"),
 )
 
 # Objects whose metadata is gone but whose bytes may still be in object storage:

@@ -12,6 +12,19 @@ from pydantic import BaseModel, Field
 class JobType(StrEnum):
     detect = "detect"
     mask = "mask"
+    mask_video = "mask_video"  # a queued video job (POST /api/v1/mask/video)
+
+
+class JobState(StrEnum):
+    queued = "queued"
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+class JobProgress(BaseModel):
+    frames_done: int
+    frames_total: int | None = Field(description="null while the video's container does not say")
 
 
 class StoredImageResponse(BaseModel):
@@ -34,18 +47,29 @@ class StoredImageResponse(BaseModel):
 
 class JobResponse(BaseModel):
     id: str
-    image_id: str
+    image_id: str = Field(description="the upload: a photo, or for mask_video jobs the video (content type "
+                                      "video/...)")
     job_type: JobType
     method: str | None = Field(description="masking method; null for detect jobs")
     parameters: dict[str, Any] = Field(description="the call's query parameters, defaults filled in")
-    face_count: int
+    face_count: int = Field(
+        description="faces found; mask_video: faces followed over the video (0 until done)")
     model: str = Field(description="detector that ran")
-    total_ms: float = Field(description="processing time of the call, recording excluded")
-    processed_url: str | None = Field(description="download URL of the masked output; null for detect")
+    total_ms: float = Field(description="processing time of the call, recording excluded (mask_video: of the "
+                                        "worker's run, 0 until done)")
+    processed_url: str | None = Field(description="download URL of the masked output; null for detect (and "
+                                                  "for a video job until it is done)")
     processed_content_type: str | None
     processed_size_bytes: int | None
     api_key_id: str | None = Field(description="the API key that made the call; null for admin previews")
     created_at: datetime
+    # --- video jobs only; null for photo jobs, which are done when they are recorded ---
+    state: JobState | None = Field(None, description="mask_video: queued, running, done or failed")
+    progress: JobProgress | None = Field(None, description="mask_video: frames masked so far")
+    attempts: int | None = Field(None, description="mask_video: runs started (interrupted runs are retried)")
+    error: str | None = Field(None, description="mask_video: why it failed")
+    started_at: datetime | None = Field(None, description="mask_video: start of the current or last run")
+    finished_at: datetime | None = Field(None)
 
 
 class JobDetailResponse(JobResponse):
@@ -80,7 +104,8 @@ class StatsResponse(BaseModel):
     images_bytes: int = Field(description="bytes of the stored originals")
     processed_bytes: int = Field(description="bytes of the stored processed outputs")
     jobs_total: int
-    jobs_by_type: dict[str, int] = Field(description="detect and mask, always both")
+    jobs_by_type: dict[str, int] = Field(description="detect, mask and mask_video (video jobs, whatever "
+                                                     "their state), always all three")
     jobs_by_method: dict[str, int] = Field(description="mask jobs per method, every method listed")
     faces_total: int = Field(description="faces found over all jobs")
     cleanup_pending: int = Field(description="objects waiting to be deleted from object storage")

@@ -8,6 +8,7 @@ Keys are relative, slash-separated paths such as ``originals/ab/ab12….jpg``.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Protocol
 
 MAX_KEY_LENGTH = 255
@@ -45,6 +46,12 @@ class ObjectStore(Protocol):
 
     async def get(self, key: str) -> bytes:
         """The object's bytes; ObjectNotFound when there is none."""
+
+    async def put_file(self, key: str, path: Path, content_type: str) -> None:
+        """Store the file at ``path`` under ``key`` without holding it in memory (videos)."""
+
+    async def get_file(self, key: str, path: Path) -> None:
+        """Write the object to ``path`` without holding it in memory; ObjectNotFound when there is none."""
 
     async def delete(self, key: str) -> None:
         """Remove the object; deleting a missing key is not an error."""

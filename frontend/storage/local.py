@@ -9,6 +9,7 @@ File I/O runs in a worker thread: the event loop keeps serving meanwhile.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -52,6 +53,24 @@ class LocalObjectStore:
         except OSError as error:
             raise ObjectStoreError(f"cannot read {key}: {error}") from error
 
+    async def put_file(self, key: str, path: Path, content_type: str) -> None:
+        target = self.path(key)
+        try:
+            await to_thread.run_sync(_copy_atomically, Path(path), target)
+        except OSError as error:
+            raise ObjectStoreError(f"cannot write {key}: {error}") from error
+
+    async def get_file(self, key: str, path: Path) -> None:
+        source = self.path(key)
+        try:
+            await to_thread.run_sync(shutil.copyfile, source, path)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as error:
+            if not source.is_file():
+                raise ObjectNotFound(key) from error
+            raise ObjectStoreError(f"cannot read {key}: {error}") from error
+        except OSError as error:
+            raise ObjectStoreError(f"cannot read {key}: {error}") from error
+
     async def delete(self, key: str) -> None:
         path = self.path(key)
         try:
@@ -72,6 +91,21 @@ class LocalObjectStore:
     async def download_url(self, key: str, *, public: bool = False) -> str:
         # Relative, so the same link works behind any proxy; `public` changes nothing here.
         return self.signer.url(key)
+
+
+def _copy_atomically(source: Path, path: Path) -> None:
+    """_write_atomically for a file, copied in chunks."""
+    make_private_folder(path.parent)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(descriptor, "wb") as file, source.open("rb") as original:
+            shutil.copyfileobj(original, file, 1024 * 1024)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

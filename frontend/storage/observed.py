@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from frontend.observability import metrics
 from frontend.storage.base import ObjectNotFound, ObjectStore
 
@@ -39,6 +41,12 @@ class ObservedObjectStore:
 
     async def get(self, key: str) -> bytes:
         return await self._observed("get", self.inner.get, key)
+
+    async def put_file(self, key: str, path: Path, content_type: str) -> None:
+        await self._observed("put", self.inner.put_file, key, path, content_type)
+
+    async def get_file(self, key: str, path: Path) -> None:
+        await self._observed("get", self.inner.get_file, key, path)
 
     async def delete(self, key: str) -> None:
         await self._observed("delete", self.inner.delete, key)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -92,6 +93,25 @@ class S3ObjectStore:
             response = await self._client.get_object(Bucket=self.bucket, Key=key)
             async with response["Body"] as body:
                 return await body.read()
+
+    async def put_file(self, key: str, path: Path, content_type: str) -> None:
+        check_key(key)
+        await self._ensure_bucket()
+        extra = {"ContentType": content_type} if content_type else {}
+        async with self._errors("put", key):
+            with Path(path).open("rb") as body:  # read in chunks while it is sent
+                await self._client.put_object(Bucket=self.bucket, Key=key, Body=body,
+                                              ContentLength=Path(path).stat().st_size, **extra)
+
+    async def get_file(self, key: str, path: Path) -> None:
+        check_key(key)
+        await self._ensure_bucket()
+        async with self._errors("get", key):
+            response = await self._client.get_object(Bucket=self.bucket, Key=key)
+            async with response["Body"] as body:
+                with Path(path).open("wb") as file:
+                    async for chunk in body.iter_chunks(1024 * 1024):
+                        file.write(chunk)
 
     async def delete(self, key: str) -> None:
         check_key(key)

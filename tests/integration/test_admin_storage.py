@@ -144,7 +144,8 @@ def test_stats_count_what_was_done(client, admin, photos):
     after = admin.get("/stats").json()
     assert after["jobs_total"] == before["jobs_total"] + 2
     assert after["jobs_by_type"] == {"detect": before["jobs_by_type"]["detect"] + 1,
-                                     "mask": before["jobs_by_type"]["mask"] + 1}
+                                     "mask": before["jobs_by_type"]["mask"] + 1,
+                                     "mask_video": before["jobs_by_type"]["mask_video"]}
     assert after["jobs_by_method"]["elliptical"] == before["jobs_by_method"]["elliptical"] + 1
     assert set(after["jobs_by_method"]) == {"gaussian", "pixelate", "solid", "elliptical"}
     assert after["faces_total"] == before["faces_total"] + 2 * PHOTO_FACES["gdp.jpg"]

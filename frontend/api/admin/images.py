@@ -15,6 +15,7 @@ from frontend.schemas.face_api import ErrorResponse
 from frontend.schemas.pagination import PageParams, PaginatedResponse, page_params
 from frontend.services.archive import Archive
 from frontend.settings import Settings
+from frontend.video.poster import is_video_key, video_thumbnail
 
 router = APIRouter()
 STORAGE_ERRORS = {code: {"model": ErrorResponse} for code in (401, 403, 501, 503)}
@@ -95,7 +96,10 @@ async def thumbnail_response(archive: Archive, key: str, what: str, size: int, i
     headers = {"ETag": etag, "Cache-Control": THUMBNAIL_CACHE}
     if thumbnail.etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
-    data = await archive.read_object(key, what)
-    content = await to_thread.run_sync(thumbnail.make_thumbnail, data, size, settings.max_image_pixels)
+    if is_video_key(key):  # a video job's original or output: its first frame, read from a file
+        content = await video_thumbnail(archive.objects, key, what, size, settings.max_image_pixels)
+    else:
+        data = await archive.read_object(key, what)
+        content = await to_thread.run_sync(thumbnail.make_thumbnail, data, size, settings.max_image_pixels)
     return Response(content, media_type="image/jpeg",
                     headers={**headers, "X-Content-Type-Options": "nosniff"})

@@ -45,7 +45,8 @@ def _output(job_id: str, found: bool, output: str | None) -> str:
             summary="Job records, newest first")
 async def list_jobs(
     page: PageParams = Depends(page_params),
-    job_type: JobType | None = Query(None, description="only detect or only mask jobs"),
+    job_type: JobType | None = Query(None, description="only jobs of this type (mask_video: video jobs, "
+                                                       "with their state and progress)"),
     method: MaskMethod | None = Query(None, description="only mask jobs with this method"),
     archive: Archive = Depends(recording.required_archive),
 ) -> PaginatedResponse[JobResponse]:

@@ -124,13 +124,17 @@ class Browser:
 
     async def _job(self, row: Any) -> schema.JobResponse:
         key = row["processed_key"]
+        queued = row["state"] is not None  # a video job: it has a state and progress
         return schema.JobResponse(
             id=row["id"], image_id=row["image_id"], job_type=row["job_type"], method=row["method"],
             parameters=row["parameters"], face_count=row["face_count"], model=row["model"],
             total_ms=row["total_ms"], processed_url=await self._url(key, public=True) if key else None,
             processed_content_type=row["processed_content_type"],
             processed_size_bytes=row["processed_size_bytes"], api_key_id=row["api_key_id"],
-            created_at=utc(row["created_at"]))
+            created_at=utc(row["created_at"]), state=row["state"],
+            progress=schema.JobProgress(frames_done=row["frames_done"] or 0, frames_total=row["frames_total"])
+            if queued else None, attempts=row["attempts"] if queued else None, error=row["error"],
+            started_at=utc(row["started_at"]), finished_at=utc(row["finished_at"]))
 
     async def _url(self, key: str, public: bool = False) -> str:
         try:

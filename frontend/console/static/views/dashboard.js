@@ -86,7 +86,8 @@ export async function render(main, query, signal) {
     h("div", { class: "stats" },
       card("Images", count(stats.images_total), `${bytes(stats.images_bytes)} of originals`),
       card("Jobs", count(stats.jobs_total),
-        `${count(stats.jobs_by_type.detect)} detect · ${count(stats.jobs_by_type.mask)} mask`),
+        `${count(stats.jobs_by_type.detect)} detect · ${count(stats.jobs_by_type.mask)} mask`
+        + (stats.jobs_by_type.mask_video ? ` · ${count(stats.jobs_by_type.mask_video)} video` : "")),
       card("Faces found", count(stats.faces_total), "over all jobs"),
       card("Last 24 hours", count(day.jobs), `${plural(day.images, "new image")} · ${plural(day.faces, "face")}`),
       card("Processed outputs", bytes(stats.processed_bytes), "masked photos kept"),

@@ -22,7 +22,8 @@ function tile(image) {
       h("div", { class: ["thumbs", thumbs.length > 1 && "pair"] }, thumbs),
       h("div", { class: "caption" },
         h("span", {}, `${image.width}×${image.height} · ${bytes(image.size_bytes)}`),
-        h("span", { class: "badge" }, `${image.job_count} job${image.job_count === 1 ? "" : "s"}`)),
+        h("span", { class: "badge" }, `${image.content_type.startsWith("video/") ? "video · " : ""}`
+          + `${image.job_count} job${image.job_count === 1 ? "" : "s"}`)),
       h("div", { class: "caption muted small" }, when(image.created_at))));
 }
 
@@ -48,6 +49,18 @@ async function jobDetections(job) {
   return job ? (await api.get(`jobs/${job.id}`)).result.detections : [];
 }
 
+/** A video's original and, once a job masked it, the masked video: their first frames. */
+function videoPanels(image, job) {
+  const panels = [h("div", {}, h("h2", { class: "small-title" }, "Original video (first frame)"),
+    plainPhoto(api.imageThumbnail(image.id, 640), image.width, image.height, "first frame of the video"))];
+  if (job?.processed_url) {
+    panels.push(h("div", {}, h("h2", { class: "small-title" }, `Masked (${job.method}, first frame)`),
+      plainPhoto(api.jobThumbnail(job.id, 640), image.width, image.height,
+        `first frame of the masked video of job ${shortId(job.id)}`)));
+  }
+  return panels;
+}
+
 export async function renderDetail(main, id) {
   const image = await api.get(`images/${encodeURIComponent(id)}`);
   const title = h("h1", {}, "Image ", h("code", {}, shortId(image.id)));
@@ -56,6 +69,12 @@ export async function renderDetail(main, id) {
 
   async function show(job) {
     chosen = job;
+    if (image.content_type.startsWith("video/")) {
+      const panels = videoPanels(image, job);
+      clear(viewer, h("div", { class: ["panels", panels.length > 1 && "two"] }, panels));
+      markChosen(job);
+      return;
+    }
     const detections = await jobDetections(job);
     const original = photoWithFaces(image.original_url, image.width, image.height, detections,
       `original with ${detections.length} detections of job ${shortId(job?.id)} marked`);
@@ -66,6 +85,10 @@ export async function renderDetail(main, id) {
         plainPhoto(job.processed_url, image.width, image.height, `masked output of job ${shortId(job.id)}`)));
     }
     clear(viewer, h("div", { class: ["panels", panels.length > 1 && "two"] }, panels));
+    markChosen(job);
+  }
+
+  function markChosen(job) {
     for (const row of table.querySelectorAll("tr[data-job]")) {
       row.classList.toggle("selected", row.dataset.job === job?.id);
       row.querySelector("button")?.setAttribute("aria-pressed", String(row.dataset.job === job?.id));
