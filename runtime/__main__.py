@@ -1,4 +1,4 @@
-"""python -m runtime {weights,serve,triton,frontend,cluster}: see ./face-api for the front door."""
+"""python -m runtime {weights,serve,triton,frontend,cluster,anonymize}: see ./face-api for the front door."""
 
 from __future__ import annotations
 
@@ -8,6 +8,13 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["anonymize"]:
+        # Its own parser (./face-api anonymize --help); its HTTP client loads only for it, never
+        # into the long-lived serve supervisor.
+        from runtime.anonymize import main as anonymize
+
+        return anonymize(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m runtime")
     commands = parser.add_subparsers(dest="command", required=True)
     fetch = commands.add_parser("weights", help="fetch and verify the model weights")
@@ -28,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     cluster.add_argument("--port", type=int, help="HAProxy's port (default: a free one)")
     cluster.add_argument("--folder", type=Path,
                          help="logs, node folders, HAProxy config (default: .run/cluster)")
+    commands.add_parser("anonymize", help="mask the faces of photos, videos and folders through the API "
+                                          "(python -m runtime anonymize --help)")
     args = parser.parse_args(argv)
 
     if args.command == "weights":
