@@ -15,12 +15,24 @@ this module writes a derived copy under .run/ in which:
   out with a reason, and so is every ensemble that needs it, so one missing
   optional model (scrfd_10g, say) never stops the server from starting.
 
+Every entry of the derived repository is a symbolic link (the wrapped ONNX
+models are built beside it, one folder per content), so deriving again while
+Triton runs swaps each entry in one rename: ``./face-api models reload`` then
+asks Triton to load what changed.
+
 The committed configs stay the single source of truth: nothing is copied by hand.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import os
 import shutil
+import subprocess
+import sys
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +40,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from runtime import weights
+from runtime.paths import ROOT
 
 ONNX_RUNNER = Path(__file__).resolve().parent / "onnx_runner.py"
 
@@ -46,6 +59,7 @@ class DerivedRepository:
     path: Path
     served: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # model name -> reason
+    entries: dict[str, Path] = field(default_factory=dict)  # model name -> the folder its entry links
 
 
 def read_config(model_dir: Path) -> mc.ModelConfig:
@@ -147,64 +161,79 @@ def _cpu_config(config: mc.ModelConfig, weight_name: str, tuning: OnnxTuning,
     return derived
 
 
-def derive(sources: list[Path], target: Path, tuning: OnnxTuning = OnnxTuning(),
-           log=print) -> DerivedRepository:
-    """Write the CPU-servable repository for ``sources`` into ``target`` (replaced)."""
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    result = DerivedRepository(target)
-    ensembles: dict[str, tuple[Path, mc.ModelConfig]] = {}
+def read_configs(sources: list[Path]) -> dict[str, tuple[Path, mc.ModelConfig]]:
+    """Every model in ``sources`` by name: (its folder, its config). Where two sources hold
+    the same name, the first source wins."""
+    found: dict[str, tuple[Path, mc.ModelConfig]] = {}
+    for source in sources:
+        for model_dir in sorted(d for d in source.iterdir() if (d / "config.pbtxt").is_file()):
+            config = read_config(model_dir)
+            found.setdefault(config.name, (model_dir, config))
+    return found
 
-    for model_dir in sorted(d for source in sources for d in source.iterdir()
-                            if (d / "config.pbtxt").is_file()):
-        config = read_config(model_dir)
+
+def store_of(target: Path) -> Path:
+    """Where the wrapped ONNX models of the repository ``target`` are built: beside it, so
+    that Triton, which lists ``target``, never sees a half-written one."""
+    return target.with_name(target.name + ".onnx")
+
+
+def derive(sources: list[Path], target: Path, tuning: OnnxTuning = OnnxTuning(), log=print,
+           checked: Collection[str] | None = None, apart: bool = False) -> DerivedRepository:
+    """Bring the CPU-servable repository for ``sources`` in ``target`` up to date (see prepare)."""
+    result = prepare(sources, target, tuning, checked, apart)
+    for name, reason in sorted(result.skipped.items()):
+        log(f"not serving {name}: {reason}")
+    publish(result)
+    return result
+
+
+def prepare(sources: list[Path], target: Path, tuning: OnnxTuning = OnnxTuning(),
+            checked: Collection[str] | None = None, apart: bool = False) -> DerivedRepository:
+    """Work out the repository for ``sources`` without touching ``target`` yet.
+
+    Only the ONNX models in ``checked`` (all when None) pay for the weight checksum and the
+    onnxruntime comparison with their config: the others are listed as served and checked
+    when they are loaded (``./face-api models reload`` prepares again with them checked).
+    ``apart`` runs the comparison in a child process, so that a long-lived caller (serve's
+    supervisor) never holds onnxruntime and the sessions' memory.
+    """
+    result = DerivedRepository(target)
+    pipelines: dict[str, tuple[Path, mc.ModelConfig]] = {}
+    onnx_models: dict[str, tuple[Path, mc.ModelConfig, str, Path, bool]] = {}
+    for name, (model_dir, config) in read_configs(sources).items():
         if config.platform == "ensemble" or "bls_models" in config.parameters:
-            ensembles[config.name] = (model_dir, config)
+            pipelines[name] = (model_dir, config)
         elif is_onnx(config):
-            found = onnx_weight(model_dir, config)
-            if found is None:
-                result.skipped[config.name] = (
-                    f"no weight file ({model_dir.name}/1/"
-                    f"{config.default_model_filename or 'model.onnx'} is absent)")
-                continue
-            version, weight = found
-            pinned = weights.artifact_for(weight)
-            try:
-                if pinned:
-                    weights.check(pinned)
-            except weights.WeightError as error:
-                result.skipped[config.name] = str(error)
-                continue
-            try:
-                batching = keeps_dynamic_batching(config)
-            except ValueError as error:
-                result.skipped[config.name] = f"{model_dir.name}/config.pbtxt: {error}"
-                continue
-            problems = mismatches(config, weight)
-            if problems:
-                result.skipped[config.name] = f"{weight} does not match config.pbtxt: " + "; ".join(problems)
-                continue
-            out = target / config.name
-            (out / version).mkdir(parents=True)
-            (out / "config.pbtxt").write_text(
-                text_format.MessageToString(_cpu_config(config, weight.name, tuning, batching)))
-            (out / version / "model.py").symlink_to(ONNX_RUNNER)
-            (out / version / weight.name).symlink_to(weight.resolve())
-            result.served.append(config.name)
+            found = _onnx_file(model_dir, config, checked is None or name in checked)
+            if isinstance(found, str):
+                result.skipped[name] = found
+            else:
+                onnx_models[name] = (model_dir, config, *found)
         else:
-            (target / config.name).symlink_to(model_dir.resolve(), target_is_directory=True)
-            result.served.append(config.name)
+            result.entries[name] = model_dir.resolve()
+            result.served.append(name)
+
+    to_compare = {name: (config, weight) for name, (_, config, _, weight, _) in onnx_models.items()
+                  if checked is None or name in checked}
+    for name, problems in compare_with_graphs(to_compare, apart).items():
+        if problems:
+            weight = onnx_models[name][3]
+            result.skipped[name] = f"{weight} does not match config.pbtxt: " + "; ".join(problems)
+            del onnx_models[name]
+    for name, (_, config, version, weight, batching) in onnx_models.items():
+        result.entries[name] = _wrapped_onnx(config, version, weight, batching, store_of(target), tuning)
+        result.served.append(name)
 
     # A pipeline (ensemble or BLS model) is served when every model it calls is; repeat for nested ones.
-    pending = dict(ensembles)
+    pending = dict(pipelines)
     while pending:
         progressed = False
         for name, (model_dir, config) in list(pending.items()):
             needed = pipeline_models(config)
             missing = [m for m in needed if m not in result.served]
             if not missing:
-                (target / name).symlink_to(model_dir.resolve(), target_is_directory=True)
+                result.entries[name] = model_dir.resolve()
                 result.served.append(name)
             elif all(m in result.skipped or m not in pending for m in missing):
                 result.skipped[name] = f"needs {', '.join(missing)}, which is not served"
@@ -216,6 +245,111 @@ def derive(sources: list[Path], target: Path, tuning: OnnxTuning = OnnxTuning(),
             for name in pending:
                 result.skipped[name] = "its steps form a cycle or name unknown models"
             break
-    for name, reason in sorted(result.skipped.items()):
-        log(f"not serving {name}: {reason}")
     return result
+
+
+def _onnx_file(model_dir: Path, config: mc.ModelConfig, check: bool) -> tuple[str, Path, bool] | str:
+    """(version, weight file, keeps its dynamic batcher) of an ONNX model, or why it cannot be served."""
+    found = onnx_weight(model_dir, config)
+    if found is None:
+        filename = config.default_model_filename or "model.onnx"
+        return f"no weight file ({model_dir.name}/1/{filename} is absent)"
+    version, weight = found
+    try:
+        batching = keeps_dynamic_batching(config)
+    except ValueError as error:
+        return f"{model_dir.name}/config.pbtxt: {error}"
+    pinned = weights.artifact_for(weight) if check else None
+    try:
+        if pinned:
+            weights.check(pinned)
+    except weights.WeightError as error:
+        return str(error)
+    return version, weight, batching
+
+
+def compare_with_graphs(models: dict[str, tuple[mc.ModelConfig, Path]], apart: bool = False
+                        ) -> dict[str, list[str]]:
+    """mismatches() of each model, here or in one child process (``python -m runtime.cpu_repository``)."""
+    if not apart or not models:
+        return {name: mismatches(config, weight) for name, (config, weight) in models.items()}
+    request = [[base64.b64encode(config.SerializeToString()).decode(), str(weight)]
+               for config, weight in models.values()]
+    done = subprocess.run([sys.executable, "-m", "runtime.cpu_repository"], input=json.dumps(request),
+                          capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"checking the ONNX files failed: {done.stderr.strip()[-2000:]}")
+    return dict(zip(models, json.loads(done.stdout)))
+
+
+def _compare_requested() -> None:
+    """The child's side of compare_with_graphs: [[config, weight], ...] on stdin, problems on stdout."""
+    answers = []
+    for serialized, weight in json.load(sys.stdin):
+        config = mc.ModelConfig()
+        config.ParseFromString(base64.b64decode(serialized))
+        answers.append(mismatches(config, Path(weight)))
+    json.dump(answers, sys.stdout)
+
+
+def _wrapped_onnx(config: mc.ModelConfig, version: str, weight: Path, batching: bool, store: Path,
+                  tuning: OnnxTuning) -> Path:
+    """The folder serving an ONNX model through onnx_runner.py, built once per content."""
+    text = text_format.MessageToString(_cpu_config(config, weight.name, tuning, batching))
+    resolved = weight.resolve()
+    stat = resolved.stat()
+    # Named by what it holds: an unchanged model keeps its folder (and Triton sees nothing
+    # to reload); new weights or a new config make a new one.
+    digest = hashlib.sha256("\n".join([text, version, str(resolved), str(stat.st_size),
+                                       str(stat.st_mtime_ns)]).encode()).hexdigest()[:16]
+    out = store / f"{config.name}@{digest}"
+    if not out.is_dir():
+        partial = store / f".{out.name}.{os.getpid()}"
+        shutil.rmtree(partial, ignore_errors=True)
+        (partial / version).mkdir(parents=True)
+        (partial / "config.pbtxt").write_text(text)
+        (partial / version / "model.py").symlink_to(ONNX_RUNNER)
+        (partial / version / weight.name).symlink_to(resolved)
+        os.replace(partial, out)
+    return out
+
+
+def publish(result: DerivedRepository) -> None:
+    """Point every entry of the repository at its folder, each link swapped in one rename.
+
+    A model left out now (its new weights do not match, say) keeps the entry it had, so the
+    model Triton serves stays consistent with its folder; names gone from the sources go.
+    """
+    target, store = result.path, store_of(result.path)
+    target.mkdir(parents=True, exist_ok=True)
+    store.mkdir(parents=True, exist_ok=True)
+    for name, destination in result.entries.items():
+        link = target / name
+        if link.is_symlink() and Path(os.readlink(link)) == destination:
+            continue
+        if link.exists() and not link.is_symlink():
+            shutil.rmtree(link)
+        partial = store / f".{name}.{os.getpid()}.link"
+        partial.unlink(missing_ok=True)
+        partial.symlink_to(destination, target_is_directory=True)
+        os.replace(partial, link)
+    for entry in target.iterdir():
+        if entry.name not in result.entries and entry.name not in result.skipped:
+            if entry.is_symlink() or entry.is_file():
+                entry.unlink()
+            else:
+                shutil.rmtree(entry)
+    used = {Path(os.readlink(link)) for link in target.iterdir() if link.is_symlink()}
+    for folder in store.iterdir():
+        if folder not in used and not folder.name.startswith("."):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove(target: Path) -> None:
+    """The repository and its wrapped ONNX models."""
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.rmtree(store_of(target), ignore_errors=True)
+
+
+if __name__ == "__main__":
+    _compare_requested()

@@ -2,29 +2,31 @@
 
 Builds the Python-backend directory Triton needs (links into the wheel),
 derives the CPU repository (runtime.cpu_repository), starts the server in its
-own process group, waits until the models the frontend needs are ready, and
-stops it cleanly: SIGTERM, a short exit timeout, then SIGKILL, and removal of
-the shared-memory regions its Python stubs leave in /dev/shm on a hard stop.
+own process group with explicit model control (only the models of its
+runtime.selection.LoadPlan are loaded), waits until the pipelines the frontend
+needs are ready, leaves a state file for ./face-api models reload
+(runtime.server_state), and stops it cleanly: SIGTERM, a short exit timeout,
+then SIGKILL, and removal of the shared-memory regions its Python stubs leave
+in /dev/shm on a hard stop.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from frontend.inference.shared_memory import remove_leftovers
-from runtime import cpu_repository
+from runtime import cpu_repository, selection, server_state
 from runtime.allocator import tuned_environment
-from runtime.paths import ENSEMBLES, MODEL_REPOSITORY, RUN
+from runtime.paths import ENSEMBLES, MODEL_REPOSITORY, ROOT, RUN
 
 STUB_PYTHON = "3.11"  # the Python-backend stub built for Debian's libpython3.11
 
@@ -65,33 +67,52 @@ class EmbeddedTriton:
     run_dir: Path = RUN / "triton"
     sources: list[Path] = field(default_factory=lambda: [MODEL_REPOSITORY, ENSEMBLES])
     onnx_tuning: cpu_repository.OnnxTuning = field(default_factory=cpu_repository.OnnxTuning)
+    plan: selection.LoadPlan = field(default_factory=selection.LoadPlan)
     exit_timeout_s: int = 5
     log: callable = print
     process: subprocess.Popen | None = None
     repository: cpu_repository.DerivedRepository | None = None
+    loaded: list[str] = field(default_factory=list)  # the models loaded at start, each after what it calls
 
     @property
     def shm_prefix(self) -> str:
         # Unique per launcher so cleanup never touches another server's regions.
         return f"faceapi{os.getpid()}_{self.grpc_port}_"
 
-    def start(self, required: list[str], timeout_s: float = 180.0) -> None:
-        """Start the server and block until every model in ``required`` is ready."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.log("deriving the CPU model repository …")
+    @property
+    def repository_path(self) -> Path:
         # One derived repository per server (keyed by its gRPC port): several servers,
         # test stacks say, can start side by side without replacing each other's.
+        return self.run_dir / f"models-{self.grpc_port}"
+
+    def start(self, timeout_s: float = 180.0) -> None:
+        """Start the server with the plan's models loaded; block until the pipelines it asks for are ready."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        configs = cpu_repository.read_configs(self.sources)
+        try:
+            required = self.plan.roots(configs, self.log)
+            wanted = selection.closure(configs, required)
+        except selection.SelectionError as error:
+            raise RuntimeError(str(error)) from None
+        self.log("deriving the CPU model repository …")
+        cpu_repository.remove(self.repository_path)
         self.repository = cpu_repository.derive(
-            self.sources, self.run_dir / f"models-{self.grpc_port}", self.onnx_tuning, log=self.log)
-        missing = [m for m in required if m not in self.repository.served]
+            self.sources, self.repository_path, self.onnx_tuning, log=self.log,
+            checked=None if self.plan.everything else wanted, apart=True)
+        missing = [m for m in wanted if m not in self.repository.served]
         if missing:
             reasons = "; ".join(f"{m}: {self.repository.skipped.get(m, 'unknown model')}" for m in missing)
             raise RuntimeError(f"required models cannot be served: {reasons}")
+        self.loaded = list(self.repository.served) if self.plan.everything else wanted
         backends = prepare_backends(self.run_dir / "backends")
         log_path = self.run_dir / f"tritonserver-{self.grpc_port}.log"
         command = [
             str(pytriton_dir() / "bin/tritonserver"),
             f"--model-repository={self.repository.path}",
+            # Only what is asked for is loaded; ./face-api models reload loads more (or again)
+            # through the repository API.
+            "--model-control-mode=explicit",
+            *(f"--load-model={name}" for name in self.loaded),
             f"--backend-directory={backends}",
             "--backend-config=python,shm-default-byte-size=16777216",
             "--backend-config=python,shm-growth-byte-size=16777216",
@@ -101,17 +122,32 @@ class EmbeddedTriton:
             "--http-address=127.0.0.1", "--grpc-address=127.0.0.1",
             f"--exit-timeout-secs={self.exit_timeout_s}",
             "--log-verbose=0",
+            # A pooled gRPC request/response keeps the largest photo it ever carried (34 MB
+            # each for a 12 Mpx one, ~400 MB after a burst); a fresh one per request costs microseconds.
+            "--grpc-infer-allocation-pool-size=0",
         ]
         env = tuned_environment(os.environ)  # inherited by every Python stub
         # The stub's embedded interpreter finds the venv (and its packages)
-        # through the first python3 on PATH.
+        # through the first python3 on PATH, and the models' shared code
+        # (triton_python/) through the checkout on PYTHONPATH.
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
         self.log(f"starting tritonserver (gRPC :{self.grpc_port}, HTTP :{self.http_port}, "
                  f"metrics :{self.metrics_port}); log: {log_path}")
+        self.log(f"loading {len(self.loaded)} of {len(self.repository.served)} servable models: "
+                 f"{', '.join(self.loaded)}")
         with log_path.open("ab") as log_file:
             self.process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
                                             env=env, start_new_session=True)
         self._wait_ready(required, timeout_s, log_path)
+        server_state.write(self.state_path, server_state.ServerState(
+            pid=os.getpid(), http_port=self.http_port, grpc_port=self.grpc_port,
+            sources=[str(s) for s in self.sources], repository=str(self.repository.path),
+            onnx_tuning=asdict(self.onnx_tuning), loaded=self.loaded))
+
+    @property
+    def state_path(self) -> Path:
+        return server_state.path_for(self.run_dir, self.grpc_port)
 
     def _wait_ready(self, required: list[str], timeout_s: float, log_path: Path) -> None:
         deadline = time.monotonic() + timeout_s
@@ -131,7 +167,7 @@ class EmbeddedTriton:
                 self.log(f"waiting for models: {', '.join(pending)}")
                 next_note = time.monotonic() + 5
             time.sleep(0.25)
-        self.log(f"tritonserver ready; serving {', '.join(sorted(self.repository.served))}")
+        self.log(f"tritonserver ready; serving {', '.join(sorted(self.loaded))}")
 
     def _ready(self, path: str) -> bool:
         try:
@@ -154,8 +190,9 @@ class EmbeddedTriton:
         if self.process is not None:
             _signal_group(self.process, signal.SIGKILL)  # stray stubs, if any
         remove_leftovers(self.shm_prefix)
+        server_state.remove(self.state_path, os.getpid())
         if self.repository is not None:
-            shutil.rmtree(self.repository.path, ignore_errors=True)
+            cpu_repository.remove(self.repository.path)
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,6 +87,24 @@ class Stack:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         return self.process.returncode
+
+
+def repository_copy(folder: Path) -> dict[str, str]:
+    """A copy of model_repository/ and ensembles/ in ``folder`` for a stack that changes its models,
+    so the real folders are never touched: small files copied, ONNX weights linked. Its
+    environment (FACE_API_TRITON_REPOSITORIES) for start_stack."""
+    def link_weights(source: str, destination: str) -> None:
+        if source.endswith(".onnx"):
+            os.symlink(Path(source).resolve(), destination)
+        else:
+            shutil.copy2(source, destination)
+
+    copies = []
+    for name in ("model_repository", "ensembles"):
+        shutil.copytree(ROOT / name, folder / name, copy_function=link_weights,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        copies.append(str(folder / name))
+    return {"FACE_API_TRITON_REPOSITORIES": ",".join(copies)}
 
 
 def all_workers_started(stack: Stack) -> bool:
