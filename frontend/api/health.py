@@ -1,4 +1,5 @@
-"""GET /health: 200 only when the detect pipeline and every enabled dependency are ready."""
+"""GET /health: 200 only when one Triton server serves every selected pipeline and every
+enabled dependency is ready."""
 
 from __future__ import annotations
 
@@ -22,12 +23,16 @@ async def health(request: Request, settings: Settings = Depends(deps.settings),
                  catalog: ServedPipelines = Depends(deps.catalog)):
     selection = catalog.selection
     detect, mask = selection.detect, selection.mask
-    endpoints = await triton.readiness([detect.name] if detect else [])
+    # Every pipeline the settings select and Triton declares: detect, the detector's mask
+    # pipeline when it has one, the recognizer's and the detect pipeline it pairs with.
+    required = list(dict.fromkeys(p.name for p in (detect, mask, selection.recognize,
+                                                   selection.recognize_detect) if p is not None))
+    endpoints = await triton.readiness(required)
     if detect is None:  # not among the served pipelines at the last look: look again now
         catalog.refresh_soon()
         endpoints = dict.fromkeys(endpoints, False)
-    loaded = any(endpoints.values())  # one Triton server that serves it is enough
-    mask_available = loaded and mask is not None and await triton.is_ready(mask.name)
+    loaded = any(endpoints.values())  # one Triton server that serves all of them is enough
+    mask_available = loaded and mask is not None
     database = request.app.state.database
     database_ready = database is not None and await is_ready(database)
     objects = getattr(request.app.state, "objects", None)

@@ -206,3 +206,20 @@ async def test_dns_names_follow_the_servers_that_come_and_go():
     assert [e.address for e in pool.endpoints] == ["10.0.0.1:8001", "10.0.0.3:8001"]
     assert pool.endpoints[0] is first  # kept with its channel and state
     assert [e.address for e in gone] == ["10.0.0.2:8001"]
+
+
+@pytest.mark.parametrize(("url", "shared"), [
+    ("127.0.0.1:8001", True),                      # the embedded Triton on this host
+    ("localhost:8001", True),
+    ("127.0.0.1:8001,127.0.0.1:9001", False),      # a region is registered with one server only
+    ("10.1.2.3:8001", False),                      # another host cannot map our /dev/shm
+    ("dns:///triton-headless.example:8001", False),  # a name may stand for several servers
+])
+async def test_shared_memory_only_towards_a_single_triton_on_this_host(url, shared):
+    from frontend.inference.triton import TritonClient
+
+    client = TritonClient(url, timeout_s=1.0, shared_memory_prefix="faceapi-test-")
+    try:
+        assert (client._slots is not None) is shared
+    finally:
+        await client.close()
