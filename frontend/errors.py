@@ -107,6 +107,15 @@ def install(app: FastAPI) -> None:
             return JSONResponse({"detail": validation_list(error)}, 422)
         return JSONResponse({"detail": describe_validation(error)}, 422)
 
+    @app.exception_handler(Exception)
+    async def _unforeseen(request: Request, _: Exception) -> JSONResponse:
+        # A bug, never an answer by design: the client gets JSON like every other error,
+        # never the exception's text; the server still logs the traceback under the
+        # request's id (Starlette re-raises after this answer).
+        request_id = request.scope.get("state", {}).get("request_id")
+        where = f" (request {request_id}: the server's log has the details)" if request_id else ""
+        return JSONResponse({"detail": f"internal error{where}"}, 500)
+
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, error: HTTPException):
         problem = unparsable_body(request, error)

@@ -50,6 +50,22 @@ def test_page_is_bounded_so_the_offset_cannot_overflow():
         PageParams(page=MAX_PAGE + 1)
 
 
+def test_an_unforeseen_error_is_a_json_500_without_the_exceptions_text():
+    app = FastAPI()
+    errors.install(app)
+
+    @app.get("/boom")
+    def boom() -> dict:
+        raise RuntimeError("secret path /srv/keys")
+
+    response = TestClient(app, raise_server_exceptions=False).get("/boom")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"detail": "internal error"}
+    with pytest.raises(RuntimeError):  # still raised, so the server logs its traceback
+        TestClient(app).get("/boom")
+
+
 # --- 2. trusted proxies ---
 
 @pytest.mark.parametrize(("value", "normalised"), [
