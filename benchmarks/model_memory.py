@@ -55,7 +55,8 @@ def pss(pid: int) -> dict[str, int]:
 
 
 def label(pid: int, root: int) -> str:
-    """What a process of the service is: serve, tritonserver, stub <model>, gunicorn master or worker."""
+    """What a process of the service is: serve, tritonserver, stub <model>, gunicorn master or worker,
+    video job worker."""
     try:
         words = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
         parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
@@ -70,6 +71,8 @@ def label(pid: int, root: int) -> str:
         return "tritonserver"
     if "gunicorn" in command:
         return "gunicorn master" if parent == root else "gunicorn worker"
+    if "frontend.video.worker" in command:
+        return "video job worker"
     return command[:40]
 
 

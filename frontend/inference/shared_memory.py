@@ -29,6 +29,10 @@ import numpy as np
 SHM_DIR = Path("/dev/shm")
 MAX_SLOT_BYTES = 64 * 1024 * 1024  # input and output of one 10-megapixel photo; larger ones use gRPC
 GRANULE = 1024 * 1024  # regions grow in whole MiB so that similar photos share a size
+# A slot above this size gives its pages back to the system when it is released: a burst of
+# large photos would otherwise leave every worker holding (and Triton mapping) tens of MB of
+# /dev/shm each. Ordinary photos (up to ~4 Mpx, in and out) keep their pages warm.
+KEEP_PAGES_BYTES = 24 * 1024 * 1024
 
 
 @dataclass(eq=False)
@@ -63,6 +67,11 @@ class Slot:
         """A copy of the uint8 array of ``shape`` that Triton wrote at ``offset``."""
         size = int(np.prod(shape))
         return np.frombuffer(self._map, np.uint8, size, offset).reshape(shape).copy()
+
+    def give_back_pages(self) -> None:
+        """Free the region's pages (tmpfs punches them out); it keeps its size, name and
+        registration, and reads as zeros until written again."""
+        self._map.madvise(mmap.MADV_REMOVE)
 
     def destroy(self) -> None:
         self._map.close()
@@ -112,7 +121,10 @@ class SlotPool:
         return slot
 
     def release(self, slot: Slot) -> None:
+        """Back to the free slots; Triton is done with it (its output was copied out)."""
         self._busy.discard(slot)
+        if slot.capacity > KEEP_PAGES_BYTES:
+            slot.give_back_pages()
         self._free.append(slot)
 
     def forget_registrations(self) -> None:

@@ -51,9 +51,6 @@ OFF_WITHOUT_WORKERS = "video jobs are off on this service (FACE_API_VIDEO_WORKER
 OFF_WITHOUT_STORAGE = ("video jobs keep their videos in object storage: set FACE_API_STORAGE_ENABLED=true "
                        "(and FACE_API_VIDEO_WORKERS to 1 or more)")
 STORAGE_DOWN = ApiError(503, "object storage is unavailable; try again shortly", {"Retry-After": "5"})
-# Output container -> (extension, content type).
-OUTPUT_TYPES = {"mp4": ("mp4", "video/mp4"), "webm": ("webm", "video/webm"),
-                "mkv": ("mkv", "video/x-matroska")}
 # Extension of the uploaded file's name -> content type of the stored original.
 INPUT_TYPES = {"mp4": "video/mp4", "m4v": "video/x-m4v", "mov": "video/quicktime", "mkv": "video/x-matroska",
                "webm": "video/webm", "avi": "video/x-msvideo", "mpg": "video/mpeg", "mpeg": "video/mpeg",
@@ -182,12 +179,6 @@ def describe(info: Any) -> dict[str, Any]:
         "size_bytes")}
     described["fps"] = float(info.fps) if info.fps else None
     return described
-
-
-def output_key(job_id: str, container: str) -> tuple[str, str]:
-    """(object key, content type) of a job's masked video."""
-    extension, content_type = OUTPUT_TYPES[container]
-    return f"processed/{job_id}.{extension}", content_type
 
 
 # --- submitting ---

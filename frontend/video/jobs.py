@@ -38,6 +38,16 @@ import sqlalchemy as sa
 
 from frontend.persistence.tables import jobs
 
+# Output container -> (extension, content type) of the masked video.
+OUTPUT_TYPES = {"mp4": ("mp4", "video/mp4"), "webm": ("webm", "video/webm"),
+                "mkv": ("mkv", "video/x-matroska")}
+
+
+def output_key(job_id: str, container: str) -> tuple[str, str]:
+    """(object key, content type) of a job's masked video."""
+    extension, content_type = OUTPUT_TYPES[container]
+    return f"processed/{job_id}.{extension}", content_type
+
 JOB_TYPE = "mask_video"
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 ACTIVE = (QUEUED, RUNNING)

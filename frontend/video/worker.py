@@ -33,7 +33,7 @@ import tempfile
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import databases
@@ -47,14 +47,16 @@ from frontend.inference.triton import InferenceRejected, TritonClient, TritonUna
 from frontend.observability.logs import logging_config
 from frontend.persistence.database import create_database
 from frontend.persistence.tables import images
-from frontend.services.archive.cleanup import queue_for_deletion
-from frontend.services.video import output_key
 from frontend.settings import Settings
 from frontend.storage import ObjectNotFound, ObjectStore, ObjectStoreError, open_object_store
 from frontend.video import jobs as queue
-from frontend.video import pipeline as video_pipeline
-from frontend.video.io import VideoError
-from frontend.video.pipeline import VideoOptions
+from frontend.video.jobs import output_key
+
+if TYPE_CHECKING:
+    from frontend.video.pipeline import VideoOptions
+
+# The video pipeline (PyAV, OpenCV, the tracker: ~40 MB) and the archive's services (FastAPI)
+# are imported when a job needs them, not at start: an idle worker, the usual case, stays small.
 
 log = logging.getLogger("face_api.video")
 
@@ -72,12 +74,16 @@ class _Lost(Exception):
 def options_from(parameters: dict[str, Any]) -> VideoOptions:
     """The pipeline's VideoOptions from a job's stored parameters (unknown names ignored, so a
     job queued by another version of the service still runs)."""
+    from frontend.video.pipeline import VideoOptions
+
     known = {field.name for field in fields(VideoOptions)}
     return VideoOptions(**{name: value for name, value in parameters.items() if name in known})
 
 
 def failure_of(error: BaseException) -> tuple[bool, str]:
     """(retry: a passing cause, the reason the caller reads) for an error that ended a run."""
+    from frontend.video.io import VideoError
+
     if isinstance(error, VideoError):
         return False, f"not a usable video: {error}"
     if isinstance(error, ObjectNotFound):
@@ -230,6 +236,8 @@ class Worker:
             download_ms = _ms(clock)
             key, content_type = output_key(held.id, options.container)
             target = Path(folder) / f"output.{key.rsplit('.', 1)[-1]}"
+            from frontend.video import pipeline as video_pipeline
+
             result = await video_pipeline.anonymize(source, target, self.triton, self.catalog.detect(),
                                                     options, self._progress(held))
             clock = time.perf_counter()
@@ -249,6 +257,8 @@ class Worker:
         if not await queue.finish(self.database, held, output_key=key, content_type=content_type,
                                   size_bytes=size, frames=result.frames, faces=result.tracks, result=summary,
                                   total_ms=timings["total_ms"]):
+            from frontend.services.archive.cleanup import queue_for_deletion  # rare: not at start
+
             await queue_for_deletion(self.database, [key], f"video job {held.id} gone before it was done")
             raise _Lost
         log.info("video job %s done: %d frames, %d faces, %.1f s", held.id, result.frames, result.tracks,

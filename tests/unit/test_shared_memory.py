@@ -9,6 +9,7 @@ import pytest
 
 from frontend.inference.shared_memory import (
     GRANULE,
+    KEEP_PAGES_BYTES,
     MAX_SLOT_BYTES,
     SHM_DIR,
     SlotPool,
@@ -49,6 +50,28 @@ def test_slots_are_reused_smallest_fitting_first(pool):
     pool.release(small)
     assert pool.acquire(10) is small
     assert pool.acquire(2 * GRANULE) is large
+
+
+def resident_bytes(slot) -> int:
+    return (SHM_DIR / slot.name).stat().st_blocks * 512  # tmpfs pages that hold data
+
+
+def test_a_large_slot_gives_its_pages_back_when_released_and_a_small_one_keeps_them(pool):
+    large = pool.acquire(KEEP_PAGES_BYTES + GRANULE)
+    small = pool.acquire(GRANULE)
+    for slot in (large, small):
+        slot.write(np.full(slot.capacity, 7, np.uint8))
+        assert resident_bytes(slot) >= slot.capacity
+    pool.release(large)
+    pool.release(small)
+    assert resident_bytes(large) == 0  # a burst of large photos leaves nothing resident
+    assert (SHM_DIR / large.name).stat().st_size == large.capacity  # still the registered region
+    assert resident_bytes(small) >= small.capacity
+    again = pool.acquire(KEEP_PAGES_BYTES + GRANULE)
+    assert again is large  # reused, so Triton's registration still holds
+    image = np.arange(3 * 64 * 64, dtype=np.uint32).astype(np.uint8).reshape(1, 64, 64, 3)
+    again.write(image)
+    np.testing.assert_array_equal(again.read(image.shape, offset=0), image)
 
 
 def test_every_slot_busy_or_too_large_means_no_slot(pool):

@@ -73,7 +73,7 @@ def test_original_types_come_from_the_name_then_the_demuxer():
     assert service.input_type("mkv", "upload") == ("mkv", "video/x-matroska")
     assert service.input_type("matroska,webm", None) == ("webm", "video/webm")
     assert service.input_type("something", "x.bin") == ("bin", "application/octet-stream")
-    assert service.output_key("abc", "webm") == ("processed/abc.webm", "video/webm")
+    assert queue.output_key("abc", "webm") == ("processed/abc.webm", "video/webm")
 
 
 def test_webm_takes_vp9_and_masking_parameters_are_checked():
