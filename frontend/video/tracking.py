@@ -9,6 +9,13 @@ turns detections into tracks and decides, for every frame, which boxes to mask:
   (scipy's optimal assignment when scipy is installed). A detection left over starts a
   track at once: masking a false positive costs a blurred patch, missing a face costs the
   anonymity.
+* **Camera motion** (``camera_motion``; the idea of BoT-SORT's camera-motion compensation,
+  estimated from the faces rather than the background). A track seen once has no
+  velocity of its own, yet when the camera pans every face in the picture moves the same
+  way. Each frame's global motion is the median displacement of the tracks matched in
+  it, used only when at least two of them, and half or more, agree on it (else zero: faces
+  moving each their own way are no camera motion). A track with one sighting is predicted
+  to move with it, frame by frame, and so is its back-fill.
 * **Smoothing.** An alpha-beta filter on centre and size (``smoothing`` is the weight of the
   prediction, so 0 follows the detector exactly). For constant-velocity motion it has no lag
   in the steady state; the box it reports grows by twice the recent prediction error, so
@@ -88,15 +95,26 @@ class _Track:
         self.first_frame = frame
         self.last_seen = frame
         self.state = _xyxy_to_cxcywh(box)  # smoothed centre and size at the last update
+        self.measured = self.state.copy()  # the last detection's, unsmoothed
         self.velocity = np.zeros(4)  # per frame
         self.noise = np.zeros(4)  # running mean square of the prediction error
         self.hits = 1
         self.missed = 0
         self.score = score
         self.records: dict[int, np.ndarray] = {}  # frame → box to mask, until released
+        # With one sighting only (no velocity of its own), the track moves with the camera:
+        # ``drift`` is the camera's motion summed over the frames after the sighting, up to
+        # ``drift_until``.
+        self.drift = np.zeros(4)
+        self.drift_until = frame
 
-    def predicted(self, frame: int) -> np.ndarray:
-        return self.state + self.velocity * (frame - self.last_seen)
+    def predicted(self, frame: int, motion: np.ndarray | None = None) -> np.ndarray:
+        """The centre and size at ``frame``; ``motion`` is the camera's motion per frame
+        assumed after ``drift_until`` for a track seen once."""
+        if self.hits >= 2:
+            return self.state + self.velocity * (frame - self.last_seen)
+        ahead = 0.0 if motion is None else motion * (frame - self.drift_until)
+        return self.state + self.drift + ahead
 
     def size(self) -> float:
         return float(max(self.state[2], self.state[3], 1.0))
@@ -115,7 +133,7 @@ class FaceTracker:
 
     def __init__(self, max_missed: int = 15, iou_match: float = 0.3, smoothing: float = 0.6,
                  lookahead: int = 8, *, lost_growth: float = 0.04,
-                 frame_size: tuple[int, int] | None = None):
+                 frame_size: tuple[int, int] | None = None, camera_motion: bool = True):
         if max_missed < 0 or lookahead < 0:
             raise ValueError("max_missed and lookahead must not be negative")
         if not 0.0 <= smoothing < 1.0:
@@ -127,6 +145,7 @@ class FaceTracker:
         self.lookahead = lookahead
         self.lost_growth = lost_growth
         self.frame_size = frame_size
+        self.camera_motion = camera_motion
         # alpha-beta gains: alpha from the smoothing weight, beta for critical damping
         self._alpha = 1.0 - smoothing
         self._beta = self._alpha ** 2 / (2.0 - self._alpha)
@@ -134,6 +153,8 @@ class FaceTracker:
         self._ended: list[_Track] = []  # still holding unreleased frames or able to back-fill
         self._pending: list[int] = []  # frames pushed, not yet released
         self._last_frame: int | None = None
+        self._motion = np.zeros(4)  # the camera's motion in the last frame (cx, cy; size 0)
+        self._motions: dict[int, np.ndarray] = {}  # per held frame, for the back-fill
         self._next_id = 0
         self.tracks_started = 0
         self._confirmed_gone = 0
@@ -182,10 +203,17 @@ class FaceTracker:
 
         tracks = self._active
         boxes = np.array([self._uncut(box, None) for box in boxes]).reshape(-1, 4)
-        predicted = np.array([_cxcywh_to_xyxy(t.predicted(frame), t.noise_margin())
+        # Tracks seen once are first predicted with the last frame's camera motion.
+        predicted = np.array([_cxcywh_to_xyxy(t.predicted(frame, self._motion), t.noise_margin())
                               for t in tracks]).reshape(-1, 4)
         pairs = self._associate(iou_matrix(predicted, boxes))
-        pairs += self._reacquire(frame, tracks, boxes, pairs)
+        motion = self._camera_motion_in(frame, tracks, boxes, pairs)
+        if not np.array_equal(motion, self._motion):
+            # This frame's motion differs (the clip's start, a pan starting): tracks seen once
+            # and left over get a second chance with it.
+            pairs += self._rematch_young(frame, tracks, boxes, pairs, motion)
+        self._motion = self._motions[frame] = motion
+        pairs += self._reacquire(frame, tracks, boxes, pairs, motion)
         matched_tracks = {ti for ti, _ in pairs}
         matched_boxes = {di for _, di in pairs}
 
@@ -200,14 +228,15 @@ class FaceTracker:
             if track.missed > self.max_missed:
                 self._ended.append(track)
                 continue
+            if track.hits == 1:  # seen once: carried along with the camera
+                track.drift = track.predicted(frame, motion) - track.state
+                track.drift_until = frame
             track.records[frame] = self._clip(
                 _cxcywh_to_xyxy(track.predicted(frame), self._lost_margin(track, track.missed)))
             survivors.append(track)
-        common = self._common_motion()
         for di in range(len(boxes)):
             if di not in matched_boxes:
                 track = _Track(self._next_id, frame, boxes[di], float(scores[di]))
-                track.velocity = common.copy()
                 self._next_id += 1
                 self.tracks_started += 1
                 track.records[frame] = self._clip(boxes[di].copy())
@@ -232,8 +261,51 @@ class FaceTracker:
             used_d.add(di)
         return pairs
 
+    def _camera_motion_in(self, frame: int, tracks: list[_Track], boxes: np.ndarray,
+                          pairs: list[tuple[int, int]]) -> np.ndarray:
+        """The camera's motion from the previous frame to ``frame``, as (dx, dy, 0, 0).
+
+        The median displacement per frame of the tracks matched in this frame; with none
+        matched (a frame where the detector found nothing), the median velocity of the
+        tracks that have one, which they are predicted to keep. Zero unless at least two
+        tracks, and half of them or more, lie within a quarter of their face's size (2 px at
+        least) of that median: faces moving each their own way show no camera motion.
+        """
+        if not self.camera_motion:
+            return np.zeros(4)
+        if pairs:
+            moves, sizes = [], []
+            for ti, di in pairs:
+                track = tracks[ti]
+                measured = _xyxy_to_cxcywh(self._uncut(boxes[di], track.predicted(frame)[2:]))
+                moves.append((measured[:2] - track.measured[:2]) / (frame - track.last_seen))
+                sizes.append(track.size())
+        else:
+            steady = [track for track in tracks if track.hits >= 2]
+            moves = [track.velocity[:2] for track in steady]
+            sizes = [track.size() for track in steady]
+        if len(moves) < 2:
+            return np.zeros(4)
+        moves_arr = np.array(moves)
+        median = np.median(moves_arr, axis=0)
+        agree = np.hypot(*(moves_arr - median).T) <= np.maximum(0.25 * np.array(sizes), 2.0)
+        if agree.sum() < 2 or 2 * agree.sum() < len(moves):
+            return np.zeros(4)
+        return np.array([*np.median(moves_arr[agree], axis=0), 0.0, 0.0])
+
+    def _rematch_young(self, frame: int, tracks: list[_Track], boxes: np.ndarray,
+                       pairs: list[tuple[int, int]], motion: np.ndarray) -> list[tuple[int, int]]:
+        """IoU matches, with ``motion``, between tracks seen once and detections left over."""
+        taken_t, taken_d = {ti for ti, _ in pairs}, {di for _, di in pairs}
+        young = [ti for ti, track in enumerate(tracks) if track.hits == 1 and ti not in taken_t]
+        free = [di for di in range(len(boxes)) if di not in taken_d]
+        if not young or not free:
+            return []
+        predicted = np.array([_cxcywh_to_xyxy(tracks[ti].predicted(frame, motion)) for ti in young])
+        return [(young[a], free[b]) for a, b in self._associate(iou_matrix(predicted, boxes[free]))]
+
     def _reacquire(self, frame: int, tracks: list[_Track], boxes: np.ndarray,
-                   pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+                   pairs: list[tuple[int, int]], motion: np.ndarray) -> list[tuple[int, int]]:
         """Match lost tracks whose prediction drifted below ``iou_match``: a detection of
         similar size centred inside the track's grown (lost) box, nearest first."""
         taken_t, taken_d = {ti for ti, _ in pairs}, {di for _, di in pairs}
@@ -241,7 +313,7 @@ class FaceTracker:
         for ti, track in enumerate(tracks):
             if ti in taken_t or track.missed == 0:
                 continue
-            state = track.predicted(frame)
+            state = track.predicted(frame, motion)
             grown = _cxcywh_to_xyxy(state, self._lost_margin(track, track.missed + 1))
             for di, box in enumerate(boxes):
                 if di in taken_d:
@@ -283,6 +355,7 @@ class FaceTracker:
                     track.records[lost] = self._clip(_union(
                         track.records[lost], _cxcywh_to_xyxy(between, track.noise_margin())))
         track.last_seen = frame
+        track.measured = measured
         track.missed = 0
         track.hits += 1
         track.score = max(track.score, score)
@@ -350,23 +423,22 @@ class FaceTracker:
                 elif frame < track.first_frame <= frame + self.lookahead:
                     boxes.append(self._backfill(track, frame))
             released.append((frame, np.array(boxes, dtype=np.float32).reshape(-1, 4)))
+            self._motions.pop(frame, None)  # a back-fill needs only later frames' motion
             self._forget(frame)
         return released
 
-    def _common_motion(self) -> np.ndarray:
-        """The median velocity of the tracks seen three times or more: the camera's motion,
-        when it moves. A face seen once moves, as far as we know, with the picture."""
-        steady = [track.velocity for track in self._active if track.hits >= 3 and track.missed == 0]
-        return np.median(np.array(steady), axis=0) if steady else np.zeros(4)
-
     def _backfill(self, track: _Track, frame: int) -> np.ndarray:
-        """The track's first box carried back to ``frame`` along its current velocity."""
-        first = track.records.get(track.first_frame)
+        """The track's first box carried back to ``frame``: along its current velocity, or,
+        seen once only, against the camera's motion in each frame between."""
         steps = track.first_frame - frame
-        velocity = track.velocity if track.hits >= 2 else self._common_motion()
-        start = _xyxy_to_cxcywh(first) if first is not None else track.state - velocity * (
-            track.last_seen - track.first_frame)
-        state = start - velocity * steps
+        if track.hits >= 2:
+            first = track.records.get(track.first_frame)
+            start = _xyxy_to_cxcywh(first) if first is not None else track.state - track.velocity * (
+                track.last_seen - track.first_frame)
+            state = start - track.velocity * steps
+        else:
+            state = track.state - sum((self._motions.get(k, np.zeros(4))
+                                       for k in range(frame + 1, track.first_frame + 1)), np.zeros(4))
         return self._clip(_cxcywh_to_xyxy(state, self._lost_margin(track, steps)))
 
     def _forget(self, released_frame: int) -> None:

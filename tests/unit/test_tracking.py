@@ -194,3 +194,89 @@ def test_tracking_masks_the_frames_the_detector_misses_in_a_real_clip(tmp_path, 
     for index in range(30):
         for box in known[index]:
             assert covered_fraction(masks[index], box) >= 0.85, (index, box, masks[index])
+
+
+# -- camera motion: faces seen once move with the others -----------------------------------
+
+PAN = np.array([-37.0, -13.0])  # px per frame: every face of a panned picture moves by this
+BIG, SMALL = 120.0, 30.0  # players a detector finds on every frame; spectators it finds rarely
+
+
+def panned(start, t, size, pan_from=0):
+    """A face standing still in a picture that pans by PAN a frame from frame ``pan_from``."""
+    x, y = np.array(start) + PAN * max(0, t - pan_from)
+    return np.array([x, y, x + size, y + size])
+
+
+def pan_scene(n, pan_from=0):
+    """Per frame: four players and two spectators (detected on every frame), panning."""
+    starts = [((1500.0, 700.0), BIG), ((1100.0, 760.0), BIG), ((700.0, 680.0), BIG),
+              ((300.0, 720.0), BIG), ((1300.0, 400.0), SMALL), ((900.0, 380.0), SMALL)]
+    return [[panned(start, t, size, pan_from) for start, size in starts] for t in range(n)]
+
+
+@pytest.mark.parametrize("camera_motion", [True, False])
+def test_a_face_seen_once_then_missed_follows_the_pan(camera_motion):
+    n, max_missed = 24, 15
+    scene = pan_scene(n)
+    spectator = [panned((1200.0, 500.0), t, SMALL) for t in range(n)]
+    # found on frame 0 alone (by a tile, say), never again: nothing later to back-fill from
+    detections = [scene[t] + ([spectator[t]] if t == 0 else []) for t in range(n)]
+    tracker = FaceTracker(max_missed=max_missed, camera_motion=camera_motion)
+    masks = run(tracker, detections)
+    if not camera_motion:  # predicted standing still: it leaks from frame 1 on
+        assert not covers(masks[1], spectator[1])
+        return
+    for t in range(n):
+        assert all(covers(masks[t], box) for box in scene[t]), t
+        if t <= max_missed:  # carried along with the pan for as long as it is kept
+            assert covers(masks[t], spectator[t]), (t, masks[t], spectator[t])
+        # one mask a face: the spectators found on every frame are linked from frame 1 on,
+        # not started again (their 30 px boxes move further than their size a frame)
+        assert len(masks[t]) == (7 if t <= max_missed else 6), t
+    assert tracker.tracks_started == 7
+
+
+def test_a_face_seen_once_is_back_filled_along_the_pan_frame_by_frame():
+    # the camera stands still up to frame 5, then pans; a spectator in the picture from frame
+    # 0 is found on frame 9 alone: its back-fill follows the pan back to frame 5, then stays
+    n, seen, lookahead = 20, 9, 8
+    scene = pan_scene(n, pan_from=5)
+    spectator = [panned((1200.0, 500.0), t, SMALL, pan_from=5) for t in range(n)]
+    detections = [scene[t] + ([spectator[t]] if t == seen else []) for t in range(n)]
+    tracker = FaceTracker(lookahead=lookahead)
+    masks = run(tracker, detections)
+    for t in range(seen - lookahead, n):  # back-filled, found, then lost and carried along
+        assert covers(masks[t], spectator[t]), (t, masks[t], spectator[t])
+    assert not covers(masks[0], spectator[0])  # beyond the lookahead: nothing to carry back
+
+
+def test_a_face_seen_once_follows_the_pan_through_frames_without_detections():
+    n = 16
+    scene = pan_scene(n)
+    spectator = [panned((1200.0, 500.0), t, SMALL) for t in range(n)]
+    blank = {5, 6}  # frames where the detector finds nothing at all
+    detections = [[] if t in blank else scene[t] + ([spectator[t]] if t in (4, 8) else [])
+                  for t in range(n)]
+    tracker = FaceTracker()
+    masks = run(tracker, detections)
+    for t in range(4, n):
+        assert covers(masks[t], spectator[t], tolerance=2.0), (t, masks[t], spectator[t])
+    assert tracker.tracks_started == 7
+
+
+def test_faces_moving_each_their_own_way_give_no_camera_motion():
+    n = 20
+    walkers = [[face(t, start=(200.0, 200.0), velocity=(24.0, 0.0)) for t in range(n)],
+               [face(t, start=(900.0, 300.0), velocity=(-20.0, 6.0)) for t in range(n)],
+               [face(t, start=(500.0, 800.0), velocity=(0.0, -22.0)) for t in range(n)]]
+    bystander = np.array([600.0, 100.0, 630.0, 130.0])  # stands still, found on frame 2 only
+    detections = [[w[t] for w in walkers] + ([bystander] if t == 2 else []) for t in range(n)]
+    masks = run(FaceTracker(), detections)
+    for t in range(n):
+        assert all(covers(masks[t], w[t]) for w in walkers), t
+    for t in range(2, 2 + 15):  # kept over it for max_missed frames, not carried off
+        assert covers(masks[t], bystander), (t, masks[t])
+    # exactly what the tracker gives without camera motion
+    plain = run(FaceTracker(camera_motion=False), detections)
+    assert all(np.array_equal(masks[t], plain[t]) for t in range(n))
