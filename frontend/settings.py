@@ -207,6 +207,9 @@ class Settings(BaseSettings):
                                 description="how often an idle worker looks for a queued job")
     video_temp_dir: str | None = Field(
         None, description="folder for uploads and job files in progress; unset = the system's (TMPDIR)")
+    video_heartbeat_file: str | None = Field(
+        None, description="a file the video worker touches on every poll and lease renewal, for a liveness "
+                          "probe that checks its age; unset = none")
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -17,6 +17,10 @@ the queue with its run not counted, so a restart of the service never loses a jo
 spends one of its attempts. A worker killed outright leaves a lease that runs out; any
 worker then queues the job again (at its start and every lease period), and fails it
 with a reason after FACE_API_VIDEO_MAX_ATTEMPTS interrupted runs.
+
+Liveness: with FACE_API_VIDEO_HEARTBEAT_FILE set, the worker touches that file on every turn
+of its loop (at least every FACE_API_VIDEO_POLL_S, or 5 s after a failed run) and, while a
+job runs, at every lease renewal; a probe that finds it stale finds a worker stuck.
 """
 
 from __future__ import annotations
@@ -111,6 +115,8 @@ class Worker:
         self.catalog = catalog
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.lease_s = settings.video_lease_s
+        self.heartbeat = Path(settings.video_heartbeat_file) if settings.video_heartbeat_file else None
+        self._heartbeat_failed = False
 
     # --- the loop ---
 
@@ -119,6 +125,7 @@ class Worker:
         next_requeue = 0.0
         log.info("video worker %s waiting for jobs", self.name)
         while not stop.is_set():
+            self.beat()
             if time.monotonic() >= next_requeue:
                 await self.requeue_expired()
                 next_requeue = time.monotonic() + self.lease_s
@@ -132,6 +139,19 @@ class Worker:
                 continue
             if await self.run_job(held, stop) == queue.QUEUED:
                 await _wait(stop, BACKOFF_S)
+
+    def beat(self) -> None:
+        """Touch the heartbeat file (FACE_API_VIDEO_HEARTBEAT_FILE), whose age a liveness probe reads."""
+        if self.heartbeat is None:
+            return
+        try:
+            self.heartbeat.touch()
+        except OSError as error:
+            if not self._heartbeat_failed:  # once: the probe restarts the worker anyway
+                log.warning("cannot touch the heartbeat file %s: %r", self.heartbeat, error)
+            self._heartbeat_failed = True
+        else:
+            self._heartbeat_failed = False
 
     async def requeue_expired(self) -> None:
         try:
@@ -182,6 +202,7 @@ class Worker:
         """Renew the lease until the work ends; once the job is no longer ours, set ``lost`` and
         cancel the work."""
         while not work.done():
+            self.beat()
             await asyncio.sleep(self.lease_s / 3)
             try:
                 if not await queue.renew(self.database, held, self.lease_s):

@@ -1,18 +1,21 @@
 """The Kubernetes manifests in deploy/kubernetes/: every overlay renders with `kubectl kustomize`, every
 object validates against the Kubernetes API schemas (kubernetes-validate), and the rendered objects keep
 the invariants the deployment relies on (resources, probes, pinned images, no secret values, a GPU per
-Triton pod, a headless Triton Service named by the frontend, autoscalers, disruption budgets, network
-policies). compose.gpu.yml must read the frontend's settings from the same env file as the base.
+Triton pod, a headless Triton Service named by the frontend, a video worker with a disk for its files and a
+heartbeat probe, autoscalers, disruption budgets, network policies). compose.gpu.yml must read the
+frontend's settings from the same env file as the base.
 
 Offline only: nothing here talks to a cluster."""
 
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,7 @@ except ImportError:  # failed, not skipped, in test_objects_validate_against_the
     kubernetes_validate = None
 
 from frontend import __version__
+from frontend.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 K8S_DIR = REPO_ROOT / "deploy" / "kubernetes"
@@ -44,6 +48,8 @@ KUBERNETES_VERSION = "1.30"
 # The Secrets the manifests reference by name and docs/kubernetes.md tells how to create.
 DOCUMENTED_SECRETS = {"face-api-secrets", "triton-model-store"}
 FRONTEND_LABELS = {"app.kubernetes.io/name": "face-api", "app.kubernetes.io/component": "frontend"}
+VIDEO_WORKER_LABELS = {"app.kubernetes.io/name": "face-api", "app.kubernetes.io/component": "video-worker"}
+VIDEO_WORKER = "face-api-video-worker"
 TRITON_LABELS = {"app.kubernetes.io/name": "triton", "app.kubernetes.io/component": "inference"}
 TRITON_GRPC_PORT = 8001
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"}
@@ -212,15 +218,24 @@ def test_the_triton_image_is_built_on_a_pinned_nvidia_image():
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_frontend_runs_as_non_root_on_a_read_only_root(overlay):
-    deployment = one(overlay, "Deployment", "face-api")
+@pytest.mark.parametrize("name", ["face-api", VIDEO_WORKER])
+def test_the_frontend_image_runs_as_non_root_on_a_read_only_root(overlay, name):
+    deployment = one(overlay, "Deployment", name)
     assert pod_spec(deployment)["securityContext"]["runAsUser"] == 10001  # docker/frontend.Dockerfile
+    assert pod_spec(deployment)["securityContext"]["runAsNonRoot"] is True
     volumes = {volume["name"] for volume in pod_spec(deployment)["volumes"]}
     for _, container in containers(deployment):
-        assert container["securityContext"]["readOnlyRootFilesystem"] is True, where(deployment, container)
+        security = container["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True, where(deployment, container)
+        assert security["allowPrivilegeEscalation"] is False, where(deployment, container)
+        assert security["capabilities"]["drop"] == ["ALL"], where(deployment, container)
         mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
         assert mounts.get("/tmp") in volumes, where(deployment, container)
-    frontend = pod_spec(deployment)["containers"][0]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_frontend_has_its_metrics_folder(overlay):
+    frontend = pod_spec(one(overlay, "Deployment", "face-api"))["containers"][0]
     multiproc = {env["name"]: env.get("value") for env in frontend["env"]}["PROMETHEUS_MULTIPROC_DIR"]
     assert multiproc in {mount["mountPath"] for mount in frontend["volumeMounts"]}
 
@@ -236,9 +251,104 @@ def test_frontend_liveness_does_not_depend_on_triton(overlay):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_frontend_pods_migrate_the_schema_first(overlay):
     init = pod_spec(one(overlay, "Deployment", "face-api"))["initContainers"]
+    worker_init = pod_spec(one(overlay, "Deployment", VIDEO_WORKER))["initContainers"]
     job = pod_spec(one(overlay, "Job", "face-api-migrate"))["containers"]
-    for container in (init[0], job[0]):
+    for container in (init[0], worker_init[0], job[0]):
         assert container["command"] == ["python", "-m", "frontend.manage", "migrate", "upgrade"]
+
+
+# --- the video worker ---
+
+
+def quantity_bytes(quantity: str) -> int:
+    """A Kubernetes memory or storage quantity (``1536Mi``, ``2Gi``, ``500M``) in bytes."""
+    number, unit = re.fullmatch(r"(\d+)([KMGT]i?)?", str(quantity)).groups()
+    scale = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+             "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}[unit]
+    return int(number) * scale
+
+
+def worker_container(overlay: str) -> dict:
+    [container] = pod_spec(one(overlay, "Deployment", VIDEO_WORKER))["containers"]
+    return container
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_video_jobs_are_on_and_run_by_the_worker_deployment(overlay):
+    workers = config_map(overlay).get("FACE_API_VIDEO_WORKERS", "1")
+    assert workers != "0", "FACE_API_VIDEO_WORKERS=0: POST /api/v1/mask/video would answer 501"
+    deployment = one(overlay, "Deployment", VIDEO_WORKER)
+    assert pod_labels(deployment) | VIDEO_WORKER_LABELS == pod_labels(deployment)
+    assert deployment["spec"]["selector"]["matchLabels"] == VIDEO_WORKER_LABELS
+    assert deployment["spec"]["replicas"] >= 1
+    container = worker_container(overlay)
+    assert container["command"] == ["python", "-m", "frontend.video.worker"]
+    frontend = pod_spec(one(overlay, "Deployment", "face-api"))["containers"][0]
+    assert container["image"] == frontend["image"]
+    # The frontend's settings, and the credentials it needs of the frontend's (no admin password).
+    assert container["envFrom"] == frontend["envFrom"]
+    worker_secrets = set(secret_refs(deployment))
+    assert ("face-api-secrets", "FACE_API_DATABASE_URL") in worker_secrets
+    assert worker_secrets <= set(secret_refs(one(overlay, "Deployment", "face-api")))
+    # No Service sends it requests.
+    for service in objects(overlay, "Service"):
+        assert not selects(service["spec"].get("selector", {}), pod_labels(deployment)), where(service)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_video_files_go_to_a_disk_volume_in_both_pods(overlay):
+    data = config_map(overlay)
+    temp_dir = data["FACE_API_VIDEO_TEMP_DIR"]
+    max_bytes = int(data.get("FACE_API_VIDEO_MAX_BYTES", Settings.model_fields["video_max_bytes"].default))
+    for name in ("face-api", VIDEO_WORKER):
+        spec = pod_spec(one(overlay, "Deployment", name))
+        volumes = {volume["name"]: volume for volume in spec["volumes"]}
+        mounts = {mount["mountPath"]: mount["name"] for mount in spec["containers"][0]["volumeMounts"]}
+        assert temp_dir in mounts, f"{name}: nothing mounted at FACE_API_VIDEO_TEMP_DIR={temp_dir}"
+        empty_dir = volumes[mounts[temp_dir]]["emptyDir"]
+        assert empty_dir.get("medium", "") == "", f"{name}: video files in memory count against its limit"
+        # At least one upload (frontend), an input and an output (worker) of the largest size.
+        least = max_bytes if name == "face-api" else 2 * max_bytes
+        size = empty_dir["sizeLimit"]
+        assert quantity_bytes(size) >= least, f"{name}: a sizeLimit of {size} is under {least} bytes"
+    requests = worker_container(overlay)["resources"]["requests"]
+    assert quantity_bytes(requests["ephemeral-storage"]) >= 2 * max_bytes
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_stopping_worker_has_time_to_put_its_job_back(overlay):
+    spec = pod_spec(one(overlay, "Deployment", VIDEO_WORKER))
+    # Kubernetes' default (30 s) is what compose's 40 s stop_grace_period was raised from.
+    assert spec["terminationGracePeriodSeconds"] >= 40
+    assert "lifecycle" not in worker_container(overlay), "a preStop hook would delay the SIGTERM"
+
+
+def run_probe(probe: dict, env: dict[str, str]) -> int:
+    command = list(probe["exec"]["command"])
+    assert command[0] == "python"  # python:3.11-slim has no other interpreter to rely on
+    command[0] = sys.executable
+    return subprocess.run(command, env=env, capture_output=True, timeout=60).returncode
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_worker_probes_read_a_fresh_heartbeat(overlay, tmp_path):
+    container = worker_container(overlay)
+    env = {item["name"]: item["value"] for item in container["env"] if "value" in item}
+    heartbeat = env["FACE_API_VIDEO_HEARTBEAT_FILE"]
+    # The file lies on a writable volume (the root filesystem is read-only).
+    folders = [mount["mountPath"].rstrip("/") + "/" for mount in container["volumeMounts"]]
+    assert any(heartbeat.startswith(folder) for folder in folders), heartbeat
+    local = tmp_path / "heartbeat"
+    probe_env = {"FACE_API_VIDEO_HEARTBEAT_FILE": str(local)}
+    for name in ("startupProbe", "readinessProbe", "livenessProbe"):
+        probe = container[name]
+        assert run_probe(probe, probe_env) != 0, f"{name}: passes without a heartbeat file"
+        local.touch()
+        assert run_probe(probe, probe_env) == 0, f"{name}: fails on a fresh heartbeat"
+        stale = time.time() - 600  # the worker touches it at least every 60 s (idle) or 10 s (busy)
+        os.utime(local, (stale, stale))
+        assert run_probe(probe, probe_env) != 0, f"{name}: passes on a 10-minute-old heartbeat"
+        local.unlink()
 
 
 # --- secrets ---
@@ -419,7 +529,7 @@ def admits(rule_port: dict, port: int) -> bool:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_only_frontend_pods_reach_triton_grpc(overlay):
+def test_only_frontend_and_video_worker_pods_reach_triton_grpc(overlay):
     triton_labels = pod_labels(one(overlay, "Deployment", "triton"))
     policies = [p for p in objects(overlay, "NetworkPolicy")
                 if not p["spec"]["podSelector"]
@@ -437,7 +547,12 @@ def test_only_frontend_pods_reach_triton_grpc(overlay):
     assert grpc_sources, "no policy lets the frontend reach Triton"
     for source in grpc_sources:
         assert set(source) == {"podSelector"}, f"Triton's gRPC port is open to {source}"
-        assert source["podSelector"]["matchLabels"] == FRONTEND_LABELS, source
+        assert source["podSelector"]["matchLabels"] in (FRONTEND_LABELS, VIDEO_WORKER_LABELS), source
+    # ... and both do reach it.
+    for name in ("face-api", VIDEO_WORKER):
+        labels = pod_labels(one(overlay, "Deployment", name))
+        assert any(selects(source["podSelector"]["matchLabels"], labels) for source in grpc_sources), \
+            f"the {name} pods cannot reach Triton's gRPC port"
 
 
 # --- one source of truth for the settings ---
