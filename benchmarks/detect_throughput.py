@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 
 from turbojpeg import TJPF_RGB, TurboJPEG
 
@@ -30,10 +31,13 @@ from benchmarks.harness import (
 from tests.integration.stack import ROOT
 from tests.reference.scrfd_reference import ReferenceSCRFD
 
+FP32_MODEL = ROOT / "model_repository/scrfd_500m/1/model.onnx"
 
-def run_in_process(photos: list[bytes], concurrency: int, requests: int) -> dict:
+
+def run_in_process(photos: list[bytes], concurrency: int, requests: int, model: Path = FP32_MODEL,
+                   label: str = "in-process reference") -> dict:
     turbo = TurboJPEG()
-    reference = ReferenceSCRFD(ROOT / "model_repository/scrfd_500m/1/model.onnx")
+    reference = ReferenceSCRFD(model)
 
     def one(i: int) -> None:
         reference.detect(turbo.decode(photos[i % len(photos)], pixel_format=TJPF_RGB))
@@ -41,11 +45,11 @@ def run_in_process(photos: list[bytes], concurrency: int, requests: int) -> dict
     for i in range(len(photos)):  # warm-up
         one(i)
     latencies, elapsed = time_threads(one, concurrency, requests)
-    return summary("in-process reference", concurrency, latencies, elapsed)
+    return summary(label, concurrency, latencies, elapsed)
 
 
 async def run_service(url: str, api_key: str | None, photos: list[bytes], concurrency: int,
-                      requests: int) -> dict:
+                      requests: int, label: str = "service (HTTP -> Triton)") -> dict:
     uploads = [upload(photo) for photo in photos]
     async with client(url, api_key, concurrency, timeout=60) as http:
         async def one(i: int) -> None:
@@ -55,7 +59,7 @@ async def run_service(url: str, api_key: str | None, photos: list[bytes], concur
         for i in range(len(photos)):  # warm-up
             await one(i)
         latencies, elapsed = await time_requests(one, concurrency, requests)
-    return summary("service (HTTP -> Triton)", concurrency, latencies, elapsed)
+    return summary(label, concurrency, latencies, elapsed)
 
 
 def main() -> None:

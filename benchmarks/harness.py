@@ -52,8 +52,10 @@ def add_service_arguments(parser: argparse.ArgumentParser, requests: int, concur
 
 
 @contextlib.contextmanager
-def service(url: str | None, api_key: str | None, storage: str = "on") -> Iterator[tuple[str, str | None]]:
-    """(url, API key) of the service to measure: the given one, or a stack started for the run.
+def service(url: str | None, api_key: str | None, storage: str = "on",
+            env: dict[str, str] | None = None) -> Iterator[tuple[str, str | None]]:
+    """(url, API key) of the service to measure: the given one, or a stack started for the run
+    (with ``env`` added to its environment).
 
     A started stack keeps API keys and the limiter on (their cost is part of the
     service) with the limits lifted, so that what is measured is not 429s.
@@ -61,7 +63,7 @@ def service(url: str | None, api_key: str | None, storage: str = "on") -> Iterat
     if url is not None:
         yield url, api_key
         return
-    env = {**LIFTED_LIMITS, "FACE_API_STORAGE_ENABLED": "true" if storage == "on" else "false"}
+    env = {**LIFTED_LIMITS, "FACE_API_STORAGE_ENABLED": "true" if storage == "on" else "false", **(env or {})}
     print(f"starting the stack (storage-backed mode {storage}) …", flush=True)
     stack = start_stack(Path(tempfile.mkdtemp(prefix="bench-")), env=env)
     try:

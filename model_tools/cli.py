@@ -1,9 +1,12 @@
-"""./face-api models add | list | remove | reload: the networks of model_repository/ and their pipelines.
+"""./face-api models add | quantize | list | remove | reload: the networks of model_repository/ and their
+pipelines.
 
 add     recognise an ONNX file's family from its graph (model_tools/onnx_inspect.py), rewrite
         it into the graph the pipelines call, check it on the sample photos
         (model_tools/sample_check.py), then write model_repository/<name>/ (config.pbtxt
         and 1/model.onnx) and render its pipelines into ensembles/ (model_tools/render.py);
+quantize an INT8 copy of a SCRFD detector made from its FP32 weights, checked against them on
+        the sample photos, installed with its pipelines (model_tools/quantize.py);
 list    every network: family, licence, weights, rendered pipelines, and what a running
         embedded Triton serves;
 remove  a network and its pipelines;
@@ -259,6 +262,8 @@ def list_models(args: argparse.Namespace) -> int:
         marked = [p + ("*" if served and served.get(p) == "READY" else "") for p in own]
         state = "not running" if served is None else ("yes" if served.get(name) == "READY" else "no")
         weights = "yes" if onnx_weight(args.repository / name, config) else "missing"
+        if weights == "missing" and params.get("quantised_from"):
+            weights += f" (./face-api models quantize {params['quantised_from']})"
         default = " (default)" if name in (detector, recognizer) else ""
         rows.append((name + default, params.get("family", "?"), weights, state, ", ".join(marked) or "none",
                      params.get("licence", "?")))
@@ -346,6 +351,10 @@ def parser() -> argparse.ArgumentParser:
     adding.add_argument("--force", action="store_true", help="replace a model of the same name")
     adding.add_argument("--samples", type=Path, default=SAMPLES, help=argparse.SUPPRESS)
     adding.set_defaults(run=add)
+
+    from model_tools import quantize  # (it imports this module)
+
+    quantize.add_parser(commands, where, SAMPLES)
 
     listing = commands.add_parser("list", parents=[where],
                                   help="the networks, their pipelines, what is served")
