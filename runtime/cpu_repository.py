@@ -253,7 +253,9 @@ def _onnx_file(model_dir: Path, config: mc.ModelConfig, check: bool) -> tuple[st
     found = onnx_weight(model_dir, config)
     if found is None:
         filename = config.default_model_filename or "model.onnx"
-        return f"no weight file ({model_dir.name}/1/{filename} is absent)"
+        quantised = config.parameters.get("quantised_from")
+        how = f"; make it with ./face-api models quantize {quantised.string_value}" if quantised else ""
+        return f"no weight file ({model_dir.name}/1/{filename} is absent{how})"
     version, weight = found
     try:
         batching = keeps_dynamic_batching(config)

@@ -126,6 +126,15 @@ def test_a_model_without_weights_and_its_ensemble_are_left_out(repository, tmp_p
     assert "face_letterbox" in derived.served and "face_mask" in derived.served
 
 
+def test_a_quantised_model_without_weights_says_how_to_make_them(repository, tmp_path):
+    (repository / "scrfd_500m_int8").mkdir()
+    shutil.copy(MODEL_REPOSITORY / "scrfd_500m_int8/config.pbtxt", repository / "scrfd_500m_int8")
+    derived = cpu_repository.derive([repository], tmp_path / "out", log=quiet)
+    assert derived.skipped["scrfd_500m_int8"] == (
+        "no weight file (scrfd_500m_int8/1/model.onnx is absent; "
+        "make it with ./face-api models quantize scrfd_500m)")
+
+
 def test_a_config_that_disagrees_with_the_graph_is_refused_with_the_difference(repository, tmp_path):
     config_path = repository / "scrfd_500m/config.pbtxt"
     config_path.write_text(config_path.read_text().replace('"score_8"', '"448"'))
