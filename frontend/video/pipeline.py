@@ -53,6 +53,9 @@ from triton_python import masking
 SLACK = 5
 MAX_TILE_ZOOM = 8.0
 TILE_OVERLAP = 1 / 8  # least overlap of neighbouring tiles, as a fraction of a tile's side
+# A zoomed side at most this fraction longer than a tile is zoomed out to the tile instead:
+# its second row (or column) of tiles would repeat the first but for a few pixels.
+TILE_SNAP = 1 / 16
 TILE_EDGE_PX = 2.0  # a face this close to a tile's inner edge is cut by it: left to another view
 PROGRESS_EVERY_S = 0.5  # how often progress is reported (it may write to a database)
 POLL_S = 0.1  # how often a waiting thread looks whether the job was abandoned
@@ -133,9 +136,14 @@ def detection_size(width: int, height: int, rotation: int, input_size: tuple[int
 def zoomed_size(width: int, height: int, rotation: int, input_size: tuple[int, int],
                 zoom: float) -> tuple[int, int]:
     """The stored frame's size for tiles at ``zoom`` × the whole view's resolution (never
-    more than the frame's own)."""
+    more than the frame's own). A side just longer than a tile is zoomed out to the tile
+    (TILE_SNAP): 1080p at 1.8 is 1138×640, two tiles, rather than 1152×648, four."""
     small_w, _ = detection_size(width, height, rotation, input_size)
     scale = min(zoom * small_w / width, 1.0)
+    upright_w, upright_h = upright_size(width, height, rotation)
+    for side, tile in ((upright_w, input_size[0]), (upright_h, input_size[1])):
+        if tile < side * scale <= tile * (1 + TILE_SNAP):
+            scale = tile / side
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 

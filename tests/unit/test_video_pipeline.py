@@ -21,6 +21,7 @@ from frontend.video.pipeline import (
     stored_boxes,
     tile_origins,
     upright,
+    zoomed_size,
 )
 
 DETECT = Pipeline(name="stand-in", kind="detect", detector="stand-in", input_size=(640, 640), landmarks=False)
@@ -142,6 +143,19 @@ def test_tiles_cover_the_side_overlapping(length, tile, expected):
     assert origins == expected
     assert origins[-1] + tile >= length
     assert all(b - a <= tile * 7 / 8 for a, b in zip(origins, origins[1:]))
+
+
+@pytest.mark.parametrize(("size", "rotation", "zoomed", "tiles"), [
+    ((1920, 1080), 0, (1138, 640), 2),    # 1152×648 at 1.8 would take a second row: 4 tiles
+    ((1080, 1920), 90, (640, 1138), 2),   # stored sideways, upright 1080×1920: the same view
+    ((1440, 1080), 0, (1152, 864), 4),    # 4:3: rows well apart, nothing to snap
+    ((3840, 2160), 0, (1138, 640), 2),
+])
+def test_a_side_just_over_a_tile_is_zoomed_out_to_it(size, rotation, zoomed, tiles):
+    stored = zoomed_size(*size, rotation, (640, 640), 1.8)
+    assert stored == zoomed
+    upright_w, upright_h = (stored[1], stored[0]) if rotation % 180 else stored
+    assert len(tile_origins(upright_w, 640)) * len(tile_origins(upright_h, 640)) == tiles
 
 
 def test_a_face_found_in_several_views_is_kept_once():
