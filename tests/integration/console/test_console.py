@@ -1,19 +1,37 @@
 """The admin console in Debian's Chromium against the real stack (Triton, SQLite, local
-object storage): log in, dashboard, test page, images, jobs, API keys, delete, log out.
+object storage): log in, dashboard, test page, images, jobs (video jobs' progress too), API keys,
+delete, log out.
 
 Each test checks what the page shows against the admin API's own answer, and takes the
 screenshots that docs/console.md uses (tests/artifacts/screenshots/)."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import hashlib
 import re
 import secrets
+import shutil
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import av
 import httpx
 import pytest
+import sqlalchemy as sa
+from PIL import Image, ImageFilter
 from playwright.sync_api import Page, expect
 
+from frontend.auth.api_keys import hash_key
+from frontend.persistence.database import create_database
+from frontend.persistence.tables import api_keys, images, jobs
+from frontend.services import video as video_service
+from frontend.video import jobs as queue
+from frontend.video.io import probe
 from tests.integration.conftest import PHOTO_FACES, sample, unique_photo
 from tests.integration.console.conftest import ADMIN_PASSWORD, ADMIN_USERNAME
 
@@ -434,3 +452,229 @@ def test_every_page_fits_a_phone(new_page, shoot, client, scheme):
         if scheme == "light" or name == "dashboard":
             settle(page)
             shoot(page, f"phone-{name}-{scheme}")
+
+
+# --- video jobs ---
+
+VIDEO_FRAMES = 48
+POLL_MS = 2000  # frontend/console/static/views/jobs.js: how often a page with an active video job asks again
+NOBODY = "console-test:0"  # the seeded jobs' claimed_by: no video worker has this name
+LEASE_S = 86_400.0  # far beyond the test: requeue_expired never sees these jobs' leases run out
+JOB_LIST = re.compile(r"/api/v1/admin/jobs\?")
+
+
+def video_clip(path: Path, background: int, blur: float = 0.0) -> Path:
+    """VIDEO_FRAMES frames (320x180, 12 fps, H.264) of a sample face crossing a grey frame; with
+    ``blur`` the face is blurred, a stand-in for a masked output."""
+    width, height = 320, 180
+    face = Image.open(sample("yaoming.jpg")).convert("RGB")
+    face = face.resize((round(face.width * height / face.height), height))
+    if blur:
+        face = face.filter(ImageFilter.GaussianBlur(blur))
+    with av.open(str(path), "w") as output:
+        stream = output.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index in range(VIDEO_FRAMES):
+            frame = Image.new("RGB", (width, height), (background,) * 3)
+            frame.paste(face, (round((width - face.width) * index / (VIDEO_FRAMES - 1)), 0))
+            for packet in stream.encode(av.VideoFrame.from_image(frame)):
+                output.mux(packet)
+        for packet in stream.encode():
+            output.mux(packet)
+    return path
+
+
+@dataclass
+class SeededVideo:
+    """A stored video and its video jobs, put straight into the stack's database and object store."""
+
+    url: str  # the stack's database
+    objects: Path  # the stack's local object store
+    image_id: str
+    info: dict
+    claims: dict[str, queue.Claim] = field(default_factory=dict)  # job id -> the claim its writes name
+    written: list[Path] = field(default_factory=list)  # objects to delete afterwards
+
+    def run(self, work):
+        """``await work(database)`` on the stack's database, in a thread with an event loop of its own
+        (Playwright's sync API takes this thread's)."""
+        async def main():
+            database = create_database(self.url)
+            await database.connect()
+            try:
+                return await work(database)
+            finally:
+                await database.disconnect()
+
+        with ThreadPoolExecutor(1) as thread:
+            return thread.submit(asyncio.run, main()).result()
+
+    def progress(self, job_id: str, done: int, total: int | None) -> None:
+        """What a worker writes as frames are masked (the lease kept far off)."""
+        assert self.run(lambda db: queue.progress(db, self.claims[job_id], done, total, LEASE_S))
+
+    def finish(self, job_id: str, faces: int, total_ms: float) -> None:
+        """What a worker writes when the masked video is stored: the job done, with its output."""
+        key, content_type = queue.output_key(job_id, "mp4")
+        (self.objects / key).parent.mkdir(parents=True, exist_ok=True)
+        output = video_clip(self.objects / key, 110, blur=8)
+        self.written.append(output)
+        size = output.stat().st_size
+        result = {"input": self.info, "frames": VIDEO_FRAMES, "faces_masked": VIDEO_FRAMES, "tracks": faces,
+                  "timings": {"queued_ms": 0.0, "download_ms": 1.0, "pipeline_ms": total_ms - 2,
+                              "upload_ms": 1.0, "total_ms": total_ms},
+                  "output": {"container": "mp4", "codec": "h264", "size_bytes": size,
+                             "content_type": content_type}}
+        assert self.run(lambda db: queue.finish(
+            db, self.claims[job_id], output_key=key, content_type=content_type, size_bytes=size,
+            frames=VIDEO_FRAMES, faces=faces, result=result, total_ms=total_ms))
+
+    def fail(self, job_id: str, error: str) -> None:
+        assert self.run(lambda db: queue.fail(db, self.claims[job_id], error))
+
+
+@pytest.fixture
+def seeded_video(stack, objects, tmp_path):
+    """A stored video (an images row of content type video/mp4 and its file in the object store)
+    with no job yet; the rows and files are deleted after the test, so the counts other tests
+    read are as they were."""
+    original = video_clip(tmp_path / "original.mp4", 100 + secrets.randbelow(40))  # bytes new to the stack
+    sha = hashlib.sha256(original.read_bytes()).hexdigest()
+    key = f"originals/{sha[:2]}/{sha}.mp4"
+    info = video_service.describe(probe(original))
+    seeded = SeededVideo(url=f"sqlite:///{stack.log_path.parent / 'face-api.sqlite3'}", objects=objects,
+                         image_id=str(uuid.uuid4()), info=info)
+    try:
+        (objects / key).parent.mkdir(parents=True, exist_ok=True)
+        seeded.written.append(objects / key)
+        shutil.copyfile(original, objects / key)
+        seeded.run(lambda db: db.execute(sa.insert(images).values(
+            id=seeded.image_id, sha256=sha, object_key=key, content_type="video/mp4", width=info["width"],
+            height=info["height"], channels=3, size_bytes=info["size_bytes"], created_at=datetime.now(UTC))))
+        yield seeded
+    finally:
+        async def forget(db):
+            await db.execute(sa.delete(jobs).where(jobs.c.image_id == seeded.image_id))
+            await db.execute(sa.delete(images).where(images.c.id == seeded.image_id))
+
+        seeded.run(forget)
+        for path in seeded.written:
+            path.unlink(missing_ok=True)
+
+
+def seed_running_job(seeded: SeededVideo, api_key_id: str, done: int, total: int | None,
+                     created_at: datetime) -> str:
+    """A video job in the state a worker's claim leaves it, held by NOBODY under a lease far in
+    the future: the stack's own video worker only claims queued jobs and requeues expired
+    leases, so it never touches this one. Inserted running, never queued, so no worker can
+    claim it first. Its id."""
+    job_id = str(uuid.uuid4())
+    parameters = video_service.VideoRequest(
+        method="gaussian", strength=25, padding=0.1, confidence=0.5, nms_threshold=0.4, max_faces=100,
+        max_missed=4, lookahead=4, container="mp4", codec="h264", quality=23, audio=False).parameters()
+    started = created_at + timedelta(seconds=1)
+    seeded.run(lambda db: db.execute(sa.insert(jobs).values(
+        id=job_id, image_id=seeded.image_id, job_type=queue.JOB_TYPE, method="gaussian",
+        parameters=parameters, result={"input": seeded.info}, face_count=0, model="scrfd_500m", total_ms=0.0,
+        api_key_id=api_key_id, created_at=created_at, state=queue.RUNNING, attempts=1, frames_done=done,
+        frames_total=total, claimed_by=NOBODY, lease_until=started + timedelta(seconds=LEASE_S),
+        started_at=started)))
+    seeded.claims[job_id] = queue.Claim(
+        id=job_id, worker=NOBODY, attempt=1, image_id=seeded.image_id, parameters=parameters,
+        info=seeded.info, model="scrfd_500m", created_at=created_at, started_at=started)
+    return job_id
+
+
+def fact(page: Page, term: str):
+    """The value (dd) of one of the facts (dl.facts) shown on the page."""
+    return page.locator(f"xpath=//dl[contains(@class, 'facts')]/dt[normalize-space()='{term}']"
+                        "/following-sibling::dd[1]")
+
+
+def test_jobs_page_follows_a_running_video_job_until_it_ends(new_page, shoot, admin, api_key, seeded_video):
+    key_id = seeded_video.run(lambda db: db.fetch_val(
+        sa.select(api_keys.c.id).where(api_keys.c.key_hash == hash_key(api_key))))
+    now = datetime.now(UTC)
+    masked = seed_running_job(seeded_video, key_id, 12, VIDEO_FRAMES, now)
+    uncounted = seed_running_job(seeded_video, key_id, 5, None, now - timedelta(seconds=1))  # no total
+    listed = admin.get("/jobs", params={"job_type": "mask_video"}).json()["items"]
+    assert [(j["id"], j["state"], j["progress"]) for j in listed[:2]] == [
+        (masked, "running", {"frames_done": 12, "frames_total": VIDEO_FRAMES}),
+        (uncounted, "running", {"frames_done": 5, "frames_total": None})]
+
+    page = new_page()
+    page.clock.install()  # the page's polls run when the test says (run_for), not every 2 s
+    polls = []
+    page.on("request", lambda request: JOB_LIST.search(request.url) and polls.append(request.url))
+    log_in(page, "#/jobs")
+    expect(page.get_by_role("heading", name="Jobs", exact=True)).to_be_visible()
+    expect(page.locator("main")).not_to_have_attribute("aria-busy", "true")
+    page.evaluate("window.notReloaded = true")  # gone if the page were loaded again
+
+    row, other = page.locator(f"tr[data-job='{masked}']"), page.locator(f"tr[data-job='{uncounted}']")
+    bar, other_bar = row.locator("progress"), other.locator("progress")
+    expect(bar).to_have_attribute("aria-label", "progress: 12 of 48 frames")
+    expect(bar).to_have_js_property("value", 12)
+    expect(bar).to_have_js_property("max", VIDEO_FRAMES)
+    expect(row.locator(".progress-cell")).to_contain_text("25%")
+    expect(row.locator(".badge")).to_have_text("mask_video")
+    # Without a total (the container did not say) the bar is indeterminate and counts frames.
+    expect(other_bar).to_have_attribute("aria-label", "progress: 5 frames")
+    expect(other_bar).to_have_js_property("position", -1)  # indeterminate
+    expect(other.locator(".progress-cell")).to_contain_text("5 frames")
+
+    # The worker's progress reaches the page at the next poll, without a reload.
+    seeded_video.progress(masked, 30, VIDEO_FRAMES)
+    seeded_video.progress(uncounted, 17, None)
+    with page.expect_response(lambda response: JOB_LIST.search(response.url) is not None):
+        page.clock.run_for(POLL_MS)
+    expect(bar).to_have_attribute("aria-label", "progress: 30 of 48 frames")
+    expect(bar).to_have_js_property("value", 30)
+    expect(bar).to_have_js_property("max", VIDEO_FRAMES)
+    expect(row.locator(".progress-cell")).to_contain_text("62%")
+    expect(other_bar).to_have_attribute("aria-label", "progress: 17 frames")
+    assert page.evaluate("window.notReloaded === true")
+    shoot(page, "jobs-video-progress")
+
+    # One done, one failed: the done one shows its time like any job, the failed one a badge
+    # with the reason as its title; then, with no active job left, the polls stop.
+    error = "the inference server was unavailable (tried 3 times)"
+    seeded_video.finish(masked, faces=1, total_ms=5432.1)
+    seeded_video.fail(uncounted, error)
+    with page.expect_response(lambda response: JOB_LIST.search(response.url) is not None):
+        page.clock.run_for(POLL_MS)
+    expect(row.locator("progress")).to_have_count(0)
+    expect(row.locator("td.num").last).to_have_text("5432 ms")
+    expect(row.locator("td.num").first).to_have_text("1")  # faces, once done
+    expect(other.locator("progress")).to_have_count(0)
+    expect(other.locator(".badge.failed")).to_have_text("failed")
+    expect(other.locator(".badge.failed")).to_have_attribute("title", error)
+    assert page.evaluate("window.notReloaded === true")
+    before = len(polls)
+    page.clock.run_for(10 * POLL_MS)
+    page.wait_for_timeout(500)  # a request the timers made would have been reported by now
+    assert len(polls) == before, polls[before:]
+
+    # The jobs' pages: the frames, the state, the output (its first frame) or the error.
+    row.get_by_role("link").first.click()
+    expect(page.get_by_role("heading", name=re.compile("^Video job"))).to_contain_text(masked[:8])
+    expect(fact(page, "Frames")).to_have_text("48 of 48")
+    expect(fact(page, "State").locator(".badge")).to_have_text("done")
+    expect(fact(page, "Runs")).to_have_text("1")
+    expect(fact(page, "Faces")).to_have_text("1")
+    expect(fact(page, "Output")).to_contain_text("video/mp4")
+    expect(fact(page, "Input")).to_contain_text(f"320×180, {VIDEO_FRAMES} frames, 12 fps, h264")
+    expect(page.get_by_role("link", name="Download masked")).to_be_visible()
+    settle(page)
+    thumbnails = page.locator(".panels img")
+    expect(thumbnails).to_have_count(2)
+    for thumbnail in thumbnails.all():  # the original's and the output's first frames, decoded
+        assert thumbnail.evaluate("img => img.complete && img.naturalWidth") > 0
+
+    page.get_by_role("navigation", name="breadcrumb").get_by_role("link", name="Jobs").click()
+    other.get_by_role("link").first.click()
+    expect(page.get_by_role("heading", name=re.compile("^Video job"))).to_contain_text(uncounted[:8])
+    expect(fact(page, "Frames")).to_have_text("17 of ?")
+    expect(fact(page, "State").locator(".badge")).to_have_text("failed")
+    expect(fact(page, "Error")).to_have_text(error)
+    expect(page.get_by_role("link", name="Download masked")).to_have_count(0)
