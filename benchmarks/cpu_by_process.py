@@ -2,7 +2,9 @@
 
 Starts a stack (storage off, limits lifted), sends ``--requests`` detect or
 mask requests at concurrency 8 over the sample photos, and reads each process's
-user + system time from /proc before and after: where the two cores go.
+user + system time from /proc before and after: where the two cores go. Only
+the started stack's processes (descendants of its serve command) and this one are
+counted, so other stacks on the same machine do not blur the figures.
 
     .venv/bin/python -m benchmarks.cpu_by_process detect --requests 300
     .venv/bin/python -m benchmarks.cpu_by_process mask --env FACE_API_TRITON_SHARED_MEMORY=false
@@ -23,9 +25,10 @@ PATHS = {"detect": "/api/v1/detect", "mask": "/api/v1/mask?method=gaussian&forma
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds() -> dict[int, tuple[str, float]]:
-    """pid -> (process label, user + system CPU seconds) for the stack's processes and this one."""
-    found = {}
+def cpu_seconds(root: int | None = None) -> dict[int, tuple[str, float]]:
+    """pid -> (process label, user + system CPU seconds) for the stack's processes and this one
+    (with ``root``: only that process's descendants, the stack's, and this one)."""
+    found, parents = {}, {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -34,10 +37,24 @@ def cpu_seconds() -> dict[int, tuple[str, float]]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        label = _label(command, int(entry.name))
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        label = _label(command, pid)
         if label:
-            found[int(entry.name)] = (label, (int(fields[11]) + int(fields[12])) / TICKS)
-    return found
+            found[pid] = (label, (int(fields[11]) + int(fields[12])) / TICKS)
+    if root is None:
+        return found
+    return {pid: value for pid, value in found.items() if pid == os.getpid() or _descends(pid, root, parents)}
+
+
+def _descends(pid: int, root: int, parents: dict[int, int]) -> bool:
+    seen = set()
+    while pid not in seen and pid > 1:
+        if pid == root:
+            return True
+        seen.add(pid)
+        pid = parents.get(pid, 0)
+    return False
 
 
 def _label(command: str, pid: int) -> str | None:
@@ -55,7 +72,7 @@ def _label(command: str, pid: int) -> str | None:
     return None
 
 
-async def load(url: str, api_key: str | None, path: str, requests: int):
+async def load(url: str, api_key: str | None, path: str, requests: int, root: int | None = None):
     uploads = [upload((ROOT / "samples" / name).read_bytes()) for name in SAMPLE_PHOTOS]
     async with client(url, api_key, 8) as http:
         async def one(i: int) -> None:
@@ -63,9 +80,9 @@ async def load(url: str, api_key: str | None, path: str, requests: int):
 
         for i in range(2 * len(SAMPLE_PHOTOS)):  # warm-up
             await one(i)
-        before = cpu_seconds()
+        before = cpu_seconds(root)
         _, elapsed = await time_requests(one, 8, requests)
-        return before, cpu_seconds(), elapsed
+        return before, cpu_seconds(root), elapsed
 
 
 def main() -> None:
@@ -80,7 +97,7 @@ def main() -> None:
     stack = start_stack(Path(tempfile.mkdtemp(prefix="cpu-")), env=env)
     try:
         before, after, elapsed = asyncio.run(load(stack.url, stack.first_key, PATHS[args.endpoint],
-                                                  args.requests))
+                                                  args.requests, stack.process.pid))
     finally:
         stack.stop()
     spent: dict[str, float] = {}

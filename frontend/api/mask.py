@@ -28,7 +28,7 @@ IMAGE_RESPONSE = {
 }
 
 
-def mask_params(
+async def mask_params(
     method: MaskMethod = Query(MaskMethod.gaussian, description="how faces are hidden"),
     strength: int = Query(199, ge=2, le=1001, description=(
         "gaussian/elliptical: blur kernel size in pixels (even values round up to odd); "

@@ -19,7 +19,7 @@ STORAGE_OFF = "storage-backed mode is off: set FACE_API_STORAGE_ENABLED=true"
 DATABASE_ERRORS = (OSError, TimeoutError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
-def archive(request: Request) -> Archive | None:
+async def archive(request: Request) -> Archive | None:
     """The archive, or None when storage-backed mode is off (nothing is recorded)."""
     return request.app.state.archive
 
@@ -37,6 +37,6 @@ async def required_archive(request: Request) -> AsyncIterator[Archive]:
         raise ApiError(503, "the database is unavailable; try again shortly", {"Retry-After": "5"}) from error
 
 
-def api_key_id(request: Request) -> str | None:
+async def api_key_id(request: Request) -> str | None:
     """The id of the API key that frontend.auth.access admitted; None without one."""
     return getattr(request.state, "api_key_id", None)
