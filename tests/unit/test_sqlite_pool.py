@@ -81,3 +81,65 @@ async def test_at_most_keep_connections_are_kept(tmp_path):
             await pool.release(connection)
         assert len(pool._idle) == pool._keep
         assert sum(c._connection is None for c in connections) == 3
+
+
+# --- CachingSQLiteConnection: compiled once per statement shape, one thread trip per statement ---
+
+def _statements(n: int):
+    """Statements of the shapes the service runs on every request, with values that depend on ``n``."""
+    import uuid
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import sqlite
+
+    from frontend.auth.api_keys import _COLUMNS
+    from frontend.persistence.tables import api_keys, images, jobs
+
+    when = datetime(2026, 1, 2, 3, 4, 5, n, tzinfo=UTC)
+    return [
+        sa.select(*_COLUMNS).where(api_keys.c.key_hash == f"hash-{n}"),
+        sa.select(images.c.object_key).where(images.c.sha256 == f"sha-{n}"),
+        sqlite.insert(images).values(
+            id=f"image-{n}", sha256=f"sha-{n}", object_key=f"originals/{n}.jpg", content_type="image/jpeg",
+            width=n, height=n + 1, channels=3, size_bytes=10 * n, created_at=when,
+        ).on_conflict_do_nothing(index_elements=["sha256"]),
+        sa.insert(jobs).values(
+            id=str(uuid.UUID(int=n)), image_id=f"image-{n}", job_type="detect", method=None,
+            parameters={"confidence": n / 10}, result={"faces": [{"x": n + 0.5}] * n}, face_count=n,
+            model="scrfd_500m", total_ms=n + 0.25, processed_key=None, processed_content_type=None,
+            processed_size_bytes=None, api_key_id=None, created_at=when),
+        sa.select(images.c.id).where(images.c.id.in_([f"image-{i}" for i in range(n + 1)])),  # expanding IN
+        sa.select(jobs.c.id).order_by(jobs.c.created_at).limit(n).offset(n),
+    ]
+
+
+def test_a_cached_compilation_gives_what_databases_compiles_for_every_value():
+    import databases
+    from databases.backends.sqlite import SQLiteConnection
+
+    from frontend.persistence.database import CachingSQLiteConnection, ReusingSQLiteBackend
+
+    backend = ReusingSQLiteBackend(databases.DatabaseURL("sqlite:///unused.sqlite3"))
+    cached = backend.connection()
+    assert isinstance(cached, CachingSQLiteConnection)
+    plain = SQLiteConnection(backend._pool, backend._dialect)
+    for n in (1, 2, 3):  # the first call fills the cache, the next ones bind new values into it
+        for statement in _statements(n):
+            sql, args, columns, _ = cached._compile(statement)
+            expected_sql, expected_args, expected_columns, _ = plain._compile(statement)
+            assert (sql, args) == (expected_sql, expected_args)
+            assert [c[:2] for c in columns or []] == [c[:2] for c in expected_columns or []]
+    # the expanding IN is never cached (its SQL has one placeholder per value)
+    assert sum(entry is False for entry in backend._compiled.values()) == 1
+
+
+async def test_rows_and_row_counts_are_those_of_databases(database):
+    await database.execute("INSERT INTO t (v) VALUES ('a')")
+    await database.execute("INSERT INTO t (v) VALUES (:v)", {"v": "b"})
+    assert await database.execute("UPDATE t SET v = v || '!'") == 2  # no new row: the row count
+    rows = await database.fetch_all("SELECT id, v FROM t ORDER BY id")
+    assert [(row["id"], row[1]) for row in rows] == [(1, "a!"), (2, "b!")]
+    assert (await database.fetch_one("SELECT v FROM t WHERE id = :id", {"id": 2}))["v"] == "b!"
+    assert await database.fetch_one("SELECT v FROM t WHERE id = 99") is None
+    assert await database.fetch_val("SELECT count(*) FROM t") == 2
