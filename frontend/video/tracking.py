@@ -6,16 +6,29 @@ turns detections into tracks and decides, for every frame, which boxes to mask:
 
 * **Association.** Each track predicts its box in the new frame (constant velocity);
   detections are matched to predictions by IoU (``iou_match`` at least), best pairs first
-  (scipy's optimal assignment when scipy is installed). A detection left over starts a
-  track at once: masking a false positive costs a blurred patch, missing a face costs the
-  anonymity.
+  (scipy's optimal assignment when scipy is installed): first the tracks seen twice or
+  more, then, once this frame's camera motion is known, the tracks seen once (predicted
+  with it). What IoU leaves over goes to a second stage (``distance_match``): a detection
+  of similar size whose centre lies within ``distance_match`` × the track's size (its box's
+  larger side) of its predicted centre, when the pair is unambiguous (no other detection
+  or track nearly as near, ``AMBIGUITY``). A face that moves more than about half its
+  width a frame (a fast pan, a short clip, a low frame rate) no longer overlaps its
+  prediction enough for IoU, yet is still linked, up to about its size a frame. A
+  detection left over starts a track at once: masking a false positive costs a blurred
+  patch, missing a face costs the anonymity.
 * **Camera motion** (``camera_motion``; the idea of BoT-SORT's camera-motion compensation,
   estimated from the faces rather than the background). A track seen once has no
   velocity of its own, yet when the camera pans every face in the picture moves the same
   way. Each frame's global motion is the median displacement of the tracks matched in
   it, used only when at least two of them, and half or more, agree on it (else zero: faces
-  moving each their own way are no camera motion). A track with one sighting is predicted
-  to move with it, frame by frame, and so is its back-fill.
+  moving each their own way are no camera motion). Where those tracks do not settle it or
+  say it changed (the clip's start, when every track is new; a pan faster than IoU can
+  follow; a pan starting or stopping), the displacement that best aligns the faces
+  detected in the previous frame with this frame's (a vote among pairs of similar size,
+  with the same rule of agreement) is taken when more faces agree with it. A track with
+  one sighting is predicted to move with it, frame by frame, and so is its back-fill; a
+  track with a velocity of its own that IoU did not link is also tried, in the distance
+  stage, with the change in the camera's motion added (a pan starting or stopping).
 * **Smoothing.** An alpha-beta filter on centre and size (``smoothing`` is the weight of the
   prediction, so 0 follows the detector exactly). For constant-velocity motion it has no lag
   in the steady state; the box it reports grows by twice the recent prediction error, so
@@ -35,8 +48,8 @@ installs its own ``cv2`` over the headless one), stock Pillow and matplotlib, no
 filterpy and scipy; more importantly neither back-fills the frames before a track's first
 detection (they are online trackers: they report a frame as soon as it is seen), nor keeps
 masking a lost track by default (ByteTrack reports only matched tracks) — the two things
-anonymisation needs most. What is needed here is small: a box filter, greedy IoU
-association and a delay line, about two hundred lines of numpy.
+anonymisation needs most. What is needed here is small: a box filter, IoU and distance
+association and a delay line, a few hundred lines of numpy.
 
 Boxes are (x1, y1, x2, y2) floats in any one coordinate system (the detector's frame or the
 full frame); they are clipped to ``frame_size`` when one is given.
@@ -58,6 +71,12 @@ Released = list[tuple[int, np.ndarray]]
 # to have when no earlier sighting tells its size.
 FACE_ASPECT = 0.8
 EDGE_PX = 1.0  # a box side this close to the frame's edge is taken as cut by it
+# Size of a detection / size of a track that the distance stage and the camera-motion vote
+# take as the same face.
+SIZE_RATIO = (0.6, 1.6)
+# The distance stage links a track and a detection only when each is at most this fraction
+# as far from the other as from its runner-up (any other detection or track's prediction).
+AMBIGUITY = 0.6
 
 
 def _xyxy_to_cxcywh(box: np.ndarray) -> np.ndarray:
@@ -83,6 +102,25 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def _near(moves: np.ndarray, motion: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Which per-face displacements ``moves`` (N, 2) lie within a quarter of their face's size
+    (``sizes``; 2 px at least) of ``motion``: the faces that move with the camera."""
+    return np.hypot(*(moves - motion[:2]).T) <= np.maximum(0.25 * sizes, 2.0)
+
+
+def _agreed(moves: list, sizes: list) -> tuple[np.ndarray | None, int]:
+    """The camera's motion (dx, dy, 0, 0) from per-face displacements ``moves`` and how many
+    faces agree on it: their median, when at least two faces, and half of them or more, lie
+    near it (``_near``); else None (faces moving each their own way)."""
+    if len(moves) < 2:
+        return None, 0
+    moves_arr = np.array(moves, dtype=np.float64)
+    agree = _near(moves_arr, np.median(moves_arr, axis=0), np.array(sizes, dtype=np.float64))
+    if agree.sum() < 2 or 2 * agree.sum() < len(moves):
+        return None, 0
+    return np.array([*np.median(moves_arr[agree], axis=0), 0.0, 0.0]), int(agree.sum())
 
 
 def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -133,19 +171,27 @@ class FaceTracker:
 
     def __init__(self, max_missed: int = 15, iou_match: float = 0.3, smoothing: float = 0.6,
                  lookahead: int = 8, *, lost_growth: float = 0.04,
-                 frame_size: tuple[int, int] | None = None, camera_motion: bool = True):
+                 frame_size: tuple[int, int] | None = None, camera_motion: bool = True,
+                 distance_match: float = 1.0):
         if max_missed < 0 or lookahead < 0:
             raise ValueError("max_missed and lookahead must not be negative")
         if not 0.0 <= smoothing < 1.0:
             raise ValueError("smoothing must be in [0, 1)")
         if not 0.0 < iou_match <= 1.0:
             raise ValueError("iou_match must be in (0, 1]")
+        if distance_match < 0.0:
+            raise ValueError("distance_match must not be negative")
         self.max_missed = max_missed
         self.iou_match = iou_match
         self.lookahead = lookahead
         self.lost_growth = lost_growth
         self.frame_size = frame_size
         self.camera_motion = camera_motion
+        # How far, in face sizes (the larger side of the track's box), a detection's centre
+        # may lie from a track's predicted centre and still be linked to it when IoU is not
+        # enough: the second association stage, and the range of the camera-motion vote.
+        # 0 turns both off (IoU alone).
+        self.distance_match = distance_match
         # alpha-beta gains: alpha from the smoothing weight, beta for critical damping
         self._alpha = 1.0 - smoothing
         self._beta = self._alpha ** 2 / (2.0 - self._alpha)
@@ -203,17 +249,21 @@ class FaceTracker:
 
         tracks = self._active
         boxes = np.array([self._uncut(box, None) for box in boxes]).reshape(-1, 4)
-        # Tracks seen once are first predicted with the last frame's camera motion.
-        predicted = np.array([_cxcywh_to_xyxy(t.predicted(frame, self._motion), t.noise_margin())
-                              for t in tracks]).reshape(-1, 4)
-        pairs = self._associate(iou_matrix(predicted, boxes))
-        motion = self._camera_motion_in(frame, tracks, boxes, pairs)
-        if not np.array_equal(motion, self._motion):
-            # This frame's motion differs (the clip's start, a pan starting): tracks seen once
-            # and left over get a second chance with it.
-            pairs += self._rematch_young(frame, tracks, boxes, pairs, motion)
+        # 1. IoU, for the tracks with a velocity of their own (seen twice or more).
+        steady = [ti for ti, track in enumerate(tracks) if track.hits >= 2]
+        predicted = np.array([_cxcywh_to_xyxy(tracks[ti].predicted(frame), tracks[ti].noise_margin())
+                              for ti in steady]).reshape(-1, 4)
+        pairs = [(steady[a], di) for a, di in self._associate(iou_matrix(predicted, boxes))]
+        # 2. This frame's camera motion, then IoU for the tracks seen once, predicted with it
+        #    (they have no velocity of their own: predicted standing still, a face at the
+        #    clip's start or as a pan starts would match its neighbour, or nothing).
+        motion, pairs = self._camera_motion_in(frame, tracks, boxes, pairs)
+        pairs += self._match_young(frame, tracks, boxes, pairs, motion)
+        change = motion - self._motion
         self._motion = self._motions[frame] = motion
+        # 3. Lost tracks whose prediction drifted, then the distance stage for what is left.
         pairs += self._reacquire(frame, tracks, boxes, pairs, motion)
+        pairs += self._match_by_distance(frame, tracks, boxes, pairs, motion, change)
         matched_tracks = {ti for ti, _ in pairs}
         matched_boxes = {di for _, di in pairs}
 
@@ -248,7 +298,7 @@ class FaceTracker:
             return []
         if linear_sum_assignment is not None:
             rows, cols = linear_sum_assignment(-iou)
-            return [(r, c) for r, c in zip(rows, cols) if iou[r, c] >= self.iou_match]
+            return [(int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] >= self.iou_match]
         pairs, used_t, used_d = [], set(), set()
         for flat in np.argsort(-iou, axis=None, kind="stable"):
             ti, di = np.unravel_index(flat, iou.shape)
@@ -262,39 +312,96 @@ class FaceTracker:
         return pairs
 
     def _camera_motion_in(self, frame: int, tracks: list[_Track], boxes: np.ndarray,
-                          pairs: list[tuple[int, int]]) -> np.ndarray:
-        """The camera's motion from the previous frame to ``frame``, as (dx, dy, 0, 0).
+                          pairs: list[tuple[int, int]]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """The camera's motion from the previous frame to ``frame``, as (dx, dy, 0, 0), and
+        the IoU ``pairs`` that stand.
 
         The median displacement per frame of the tracks matched in this frame; with none
         matched (a frame where the detector found nothing), the median velocity of the
-        tracks that have one, which they are predicted to keep. Zero unless at least two
-        tracks, and half of them or more, lie within a quarter of their face's size (2 px at
-        least) of that median: faces moving each their own way show no camera motion.
+        tracks that have one, which they are predicted to keep. Counted only when at least
+        two tracks, and half of them or more, lie within a quarter of their face's size (2 px
+        at least) of that median: faces moving each their own way show no camera motion.
+
+        When the matched tracks do not settle it, or say it changed (the clip's start, a
+        pan starting or stopping: where IoU on predictions is least to be trusted), the vote
+        of ``_aligned_motion`` is taken too. It wins when more faces agree with it than with
+        the matched tracks and it differs from theirs; the IoU pairs that do not move with it
+        are then undone, for the later stages to link again (in a tight crowd, a pan that
+        starts can make each face overlap its neighbour's predicted box more than its own).
+        Else zero.
         """
         if not self.camera_motion:
-            return np.zeros(4)
-        if pairs:
-            moves, sizes = [], []
-            for ti, di in pairs:
-                track = tracks[ti]
-                measured = _xyxy_to_cxcywh(self._uncut(boxes[di], track.predicted(frame)[2:]))
-                moves.append((measured[:2] - track.measured[:2]) / (frame - track.last_seen))
-                sizes.append(track.size())
-        else:
+            return np.zeros(4), pairs
+        moves, sizes = [], []
+        for ti, di in pairs:
+            track = tracks[ti]
+            measured = _xyxy_to_cxcywh(self._uncut(boxes[di], track.predicted(frame)[2:]))
+            moves.append((measured[:2] - track.measured[:2]) / (frame - track.last_seen))
+            sizes.append(track.size())
+        motion, agreeing = _agreed(moves, sizes)
+        if motion is not None:
+            tolerance = max(0.25 * float(np.median(sizes)), 2.0)
+            if np.hypot(*(motion - self._motion)[:2]) <= tolerance:
+                return motion, pairs  # the motion of the last frame: the usual case
+        aligned, votes = self._aligned_motion(frame, tracks, boxes)
+        if aligned is not None and votes > agreeing and (
+                motion is None or np.hypot(*(aligned - motion)[:2]) > tolerance):
+            keep = _near(np.array(moves).reshape(-1, 2), aligned, np.array(sizes, dtype=np.float64))
+            return aligned, [pair for pair, kept in zip(pairs, keep) if kept]
+        if motion is None and not pairs:
             steady = [track for track in tracks if track.hits >= 2]
-            moves = [track.velocity[:2] for track in steady]
-            sizes = [track.size() for track in steady]
-        if len(moves) < 2:
-            return np.zeros(4)
-        moves_arr = np.array(moves)
-        median = np.median(moves_arr, axis=0)
-        agree = np.hypot(*(moves_arr - median).T) <= np.maximum(0.25 * np.array(sizes), 2.0)
-        if agree.sum() < 2 or 2 * agree.sum() < len(moves):
-            return np.zeros(4)
-        return np.array([*np.median(moves_arr[agree], axis=0), 0.0, 0.0])
+            motion, _ = _agreed([track.velocity[:2] for track in steady],
+                                [track.size() for track in steady])
+        return (np.zeros(4) if motion is None else motion), pairs
 
-    def _rematch_young(self, frame: int, tracks: list[_Track], boxes: np.ndarray,
-                       pairs: list[tuple[int, int]], motion: np.ndarray) -> list[tuple[int, int]]:
+    def _aligned_motion(self, frame: int, tracks: list[_Track],
+                        boxes: np.ndarray) -> tuple[np.ndarray | None, int]:
+        """The camera's motion as the shift that best aligns the faces detected in the
+        previous frame (the tracks seen there) with this frame's detections, and how many
+        faces vote for it; (None, 0) when none counts.
+
+        Every pair of a track and a detection of similar size (``SIZE_RATIO``) whose centres
+        lie within ``distance_match`` × the track's size is a candidate shift; each candidate
+        gets the vote of every track that has a detection of similar size within a quarter of
+        its size (2 px at least) of where the shift puts it (so the small faces, which move
+        further than their size in a fast pan, vote for the shift the larger ones propose).
+        The best-supported candidate counts, as the median of its voters' shifts, when at
+        least two tracks vote for it and at least half of those that could (no more than
+        there are detections): the same rule as for matched tracks.
+        """
+        recent = [track for track in tracks if track.last_seen == frame - 1]
+        if self.distance_match <= 0.0 or len(recent) < 2 or len(boxes) < 2:
+            return None, 0
+        was = np.array([track.measured[:2] for track in recent])  # (N, 2)
+        size = np.array([track.size() for track in recent])  # (N,)
+        now = np.array([_xyxy_to_cxcywh(box) for box in boxes])  # (M, 4)
+        shift = now[None, :, :2] - was[:, None, :]  # (N, M, 2)
+        ratio = np.maximum(now[:, 2], now[:, 3]).clip(1.0, None)[None, :] / size[:, None]
+        similar = (ratio >= SIZE_RATIO[0]) & (ratio <= SIZE_RATIO[1])
+        near = np.hypot(shift[..., 0], shift[..., 1]) <= self.distance_match * size[:, None]
+        candidates = shift[similar & near]  # (K, 2)
+        if len(candidates) == 0:
+            return None, 0
+        tolerance = np.maximum(0.25 * size, 2.0)[:, None]  # (N, 1)
+        best, best_votes = None, 0
+        for start in range(0, len(candidates), 64):  # (64, N, M) at a time
+            chunk = candidates[start:start + 64]
+            off = np.hypot(*(shift[None] - chunk[:, None, None, :]).transpose(3, 0, 1, 2))
+            votes = ((off <= tolerance[None]) & similar[None]).any(axis=2).sum(axis=1)  # (chunk,)
+            k = int(votes.argmax())
+            if votes[k] > best_votes:
+                best, best_votes = chunk[k], int(votes[k])
+        if best_votes < 2 or 2 * best_votes < min(len(recent), len(boxes)):
+            return None, 0
+        # Each voter's own shift: its similar detection nearest to the best candidate.
+        off = np.where(similar, np.hypot(*(shift - best).transpose(2, 0, 1)), np.inf)
+        nearest = off.argmin(axis=1)
+        voters = off[np.arange(len(recent)), nearest] <= tolerance[:, 0]
+        median = np.median(shift[np.flatnonzero(voters), nearest[voters]], axis=0)
+        return np.array([*median, 0.0, 0.0]), best_votes
+
+    def _match_young(self, frame: int, tracks: list[_Track], boxes: np.ndarray,
+                     pairs: list[tuple[int, int]], motion: np.ndarray) -> list[tuple[int, int]]:
         """IoU matches, with ``motion``, between tracks seen once and detections left over."""
         taken_t, taken_d = {ti for ti, _ in pairs}, {di for _, di in pairs}
         young = [ti for ti, track in enumerate(tracks) if track.hits == 1 and ti not in taken_t]
@@ -329,6 +436,66 @@ class FaceTracker:
                 extra.append((ti, di))
                 taken_t.add(ti)
                 taken_d.add(di)
+        return extra
+
+    def _match_by_distance(self, frame: int, tracks: list[_Track], boxes: np.ndarray,
+                           pairs: list[tuple[int, int]], motion: np.ndarray,
+                           change: np.ndarray) -> list[tuple[int, int]]:
+        """The second association stage, for the tracks and detections still left over: a
+        detection of similar size (``SIZE_RATIO``) whose centre lies within
+        ``distance_match`` × the track's size of the track's predicted centre.
+
+        IoU needs the boxes to overlap, so it loses a face that moves more than about half
+        its width a frame (a fast pan, a walk filmed at a low frame rate). Distance alone
+        cannot tell a face from its neighbour in a crowd, though: a pair is linked only when
+        it is unambiguous, its distance at most ``AMBIGUITY`` × the runner-up's, both among
+        the other detections for the track and among the other tracks' predictions for the
+        detection (those IoU linked included). In a crowd whose detections flicker, a face
+        that appears next to one the detector lost then starts a track of its own (both stay
+        masked) rather than taking over the lost face's track. A track with a velocity of
+        its own is also tried with the change in the camera's motion since the last frame
+        added (``change``: a pan starting or stopping, which its velocity cannot know);
+        linked that way, the change is added to its velocity too. Distances are in track
+        sizes.
+        """
+        taken_t, taken_d = {ti for ti, _ in pairs}, {di for _, di in pairs}
+        if (self.distance_match <= 0.0 or len(taken_t) == len(tracks)
+                or len(taken_d) == len(boxes)):
+            return []
+        # Every track against every detection: those already linked are the alternatives.
+        centres = np.array([_xyxy_to_cxcywh(box) for box in boxes])  # (M, 4)
+        states = np.array([track.predicted(frame, motion) for track in tracks])  # (N, 4)
+        track_sizes = np.array([track.size() for track in tracks])[:, None]  # (N, 1)
+        ratio = np.maximum(centres[:, 2], centres[:, 3]).clip(1.0, None)[None, :] / track_sizes
+        similar = (ratio >= SIZE_RATIO[0]) & (ratio <= SIZE_RATIO[1])
+        offset = centres[None, :, :2] - states[:, None, :2]  # (N, M, 2)
+        distance = np.hypot(offset[..., 0], offset[..., 1])
+        shifted = np.zeros(distance.shape, dtype=bool)
+        if self.camera_motion and np.any(change[:2]):
+            # Tracks seen twice or more are also tried with the camera's change added, for
+            # each frame since their last sighting.
+            gaps = np.array([frame - track.last_seen if track.hits >= 2 else 0 for track in tracks])
+            offset -= change[None, None, :2] * gaps[:, None, None]
+            other = np.hypot(offset[..., 0], offset[..., 1])
+            shifted = other < distance
+            distance = np.minimum(distance, other)
+        distance = np.where(similar, distance / track_sizes, np.inf)
+        extra = []
+        for ti in range(len(tracks)):
+            if ti in taken_t:
+                continue
+            row = distance[ti]
+            di = int(row.argmin())
+            if di in taken_d or row[di] > self.distance_match:
+                continue
+            # The runner-up on either side, among all detections and all tracks.
+            rivals = min(np.delete(row, di).min(initial=np.inf),
+                         np.delete(distance[:, di], ti).min(initial=np.inf))
+            if row[di] > AMBIGUITY * rivals:
+                continue
+            if shifted[ti, di]:
+                tracks[ti].velocity[:2] += change[:2]
+            extra.append((ti, di))
         return extra
 
     def _update(self, track: _Track, frame: int, box: np.ndarray, score: float) -> None:

@@ -280,3 +280,128 @@ def test_faces_moving_each_their_own_way_give_no_camera_motion():
     # exactly what the tracker gives without camera motion
     plain = run(FaceTracker(camera_motion=False), detections)
     assert all(np.array_equal(masks[t], plain[t]) for t in range(n))
+
+
+# -- fast motion: faces that move further than IoU can link -------------------------------
+
+FAST_PAN = np.array([-37.0, -13.0])  # a 20-frame pan at 1280×720: more than half a face a frame
+FACE_W, FACE_H = 65.0, 80.0
+
+
+def crowd(t, pan=FAST_PAN, pan_from=0, pan_until=None, spacing=100.0):
+    """Ten faces of 65×80 px in two rows of five, ``spacing`` px apart, standing still in a
+    picture that pans by ``pan`` a frame from frame ``pan_from`` (to ``pan_until``)."""
+    x, y = np.array(pan) * max(0, min(t, pan_until or t) - pan_from)
+    return [np.array([x0 + x, y0 + y, x0 + x + FACE_W, y0 + y + FACE_H])
+            for y0 in (500.0, 500.0 + 1.5 * FACE_H) for x0 in 600.0 + spacing * np.arange(5)]
+
+
+@pytest.mark.parametrize("pan_from, pan_until, misses", [
+    (0, None, ()), (0, None, (5, 6)),  # panning from the first frame
+    (8, None, ()), (8, None, (12, 13)),  # a still shot, then the pan
+    (0, 10, ()),  # the pan stops
+])
+def test_a_fast_pan_links_every_face_to_one_track(pan_from, pan_until, misses):
+    # IoU between a face's boxes on consecutive frames is ~0.2 here, below iou_match: with IoU
+    # alone every face started a track on every frame, each kept and back-filled (~200)
+    n = 20
+    truth = [crowd(t, pan_from=pan_from, pan_until=pan_until) for t in range(n)]
+    detections = [[] if t in misses else truth[t] for t in range(n)]
+    tracker = FaceTracker()
+    masks = run(tracker, detections)
+    assert tracker.tracks_started == 10
+    for t in range(n):
+        assert all(covers(masks[t], box) for box in truth[t]), t
+        assert len(masks[t]) <= 12, (t, len(masks[t]))  # at most ~1.2 masks a face
+
+
+@pytest.mark.parametrize("pan_from, pan_until", [(0, None), (6, None), (0, 8)])
+def test_a_fast_pan_over_a_tight_crowd_finds_the_right_shift(pan_from, pan_until):
+    # faces 70 px apart moving 40 px a frame: each one's nearest detection on the next frame,
+    # and the one it overlaps most, is its neighbour's; the shift that aligns most faces is
+    # the pan's (at the clip's start, as the pan starts, and as it stops)
+    n = 16
+    truth = [crowd(t, pan=(40.0, 0.0), pan_from=pan_from, pan_until=pan_until, spacing=70.0)
+             for t in range(n)]
+    tracker = FaceTracker()
+    masks = run(tracker, truth)
+    assert tracker.tracks_started == 10
+    assert all(len(masks[t]) == 10 and all(covers(masks[t], box) for box in truth[t])
+               for t in range(n))
+
+
+@pytest.mark.parametrize("velocity", [(48.0, 0.0), (0.0, -48.0), (34.0, 34.0)])
+def test_a_single_face_moving_most_of_its_width_a_frame_stays_one_track(velocity):
+    n = 20  # 0.8 × its 60 px a frame; no other face, so no camera motion to help
+    truth = [face(t, start=(100.0, 1000.0), velocity=velocity) for t in range(n)]
+    detections = [[] if t in (9, 10) else [truth[t]] for t in range(n)]
+    tracker = FaceTracker()
+    masks = run(tracker, detections)
+    assert tracker.tracks_started == 1
+    assert all(len(masks[t]) == 1 and covers(masks[t], truth[t]) for t in range(n))
+
+
+def test_a_face_moving_much_more_than_its_size_is_not_linked():
+    # 2.5 × its size a frame: beyond distance_match, so a new track each frame (the limit)
+    truth = [face(t, velocity=(150.0, 0.0)) for t in range(6)]
+    tracker = FaceTracker(lookahead=0, max_missed=0)
+    run(tracker, [[box] for box in truth])
+    assert tracker.tracks_started == 6
+
+
+@pytest.mark.parametrize("apart", [True, False])
+def test_close_faces_moving_fast_in_opposite_directions_keep_their_tracks(apart):
+    # side by side 10 px apart moving away from each other, or passing each other 30 px
+    # lower, at 45 px a frame (0.75 × their size): they must not be swapped or restarted
+    n = 14
+    if apart:
+        left = [face(t, start=(600.0, 300.0), velocity=(-45.0, 0.0)) for t in range(n)]
+        right = [face(t, start=(670.0, 300.0), velocity=(45.0, 0.0)) for t in range(n)]
+    else:
+        left = [face(t, start=(0.0, 300.0), velocity=(45.0, 0.0)) for t in range(n)]
+        right = [face(t, start=(600.0, 330.0), velocity=(-45.0, 0.0)) for t in range(n)]
+    tracker = FaceTracker()
+    released: dict[int, np.ndarray] = {}
+    for t in range(n):
+        for index, boxes in tracker.push(t, np.array([left[t], right[t]]), np.array([0.9, 0.8])):
+            released[index] = boxes
+        if t == 0:
+            start_ids = {track_id: box[0] for track_id, box in tracker.active()}
+    ids_now = {track_id: box[0] for track_id, box in tracker.active()}
+    released.update(dict(tracker.flush()))
+    assert tracker.tracks_started == 2
+    assert set(ids_now) == set(start_ids)
+    for track_id, x0 in start_ids.items():  # each track still follows its own face
+        own = left if abs(x0 - left[0][0]) < 1 else right
+        assert abs(ids_now[track_id] - own[-1][0]) < 10
+    assert all(len(released[t]) == 2 and covers(released[t], left[t]) and covers(released[t], right[t])
+               for t in range(n))
+
+
+def test_distance_match_zero_is_iou_alone():
+    truth = [face(t, velocity=(48.0, 0.0)) for t in range(5)]
+    tracker = FaceTracker(distance_match=0.0, lookahead=0, max_missed=0)
+    run(tracker, [[box] for box in truth])
+    assert tracker.tracks_started == 5
+    with pytest.raises(ValueError):
+        FaceTracker(distance_match=-1.0)
+
+
+def test_a_face_found_next_to_one_the_detector_lost_does_not_take_its_track():
+    # three faces of 20 px in a row, 19 and 18 px apart: the middle one is found on frames
+    # 0–9 only, the right one (in the picture from frame 5) from frame 10 on. Linking the
+    # middle one's track to the right one, 0.9 × its size away, would unmask both: the middle
+    # one while it is lost, the right one on the frames before its first detection (no
+    # back-fill for a track it took over). The left one is nearly as near: too ambiguous.
+    n = 30
+    left, middle, right = (face(0, start=(x, 200.0), velocity=(0.0, 0.0), size=20.0)
+                           for x in (300.0, 319.0, 337.0))
+    detections = [[left] + ([middle] if t < 10 else []) + ([right] if t >= 10 else [])
+                  for t in range(n)]
+    tracker = FaceTracker()
+    masks = run(tracker, detections)
+    assert tracker.tracks_started == 3
+    for t in range(n):
+        present = ([left] + ([middle] if t < 10 + tracker.max_missed else [])  # then it ends
+                   + ([right] if t >= 5 else []))
+        assert all(covers(masks[t], box) for box in present), (t, masks[t])
