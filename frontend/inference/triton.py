@@ -336,10 +336,6 @@ class TritonClient:
             pass  # Triton is gone or never knew it: nothing to forget
         slot.registered = False
 
-    async def is_ready(self, model: str) -> bool:
-        """Whether some Triton server has ``model`` loaded and ready; False (never an exception) otherwise."""
-        return any((await self.readiness([model])).values())
-
     async def readiness(self, models: list[str]) -> dict[str, bool]:
         """For each server (by address): whether it answers and has every one of ``models`` ready."""
         async def serves_all(endpoint: Endpoint) -> bool:

@@ -77,19 +77,26 @@ def test_a_track_ends_after_max_missed_frames():
     assert masked == list(range(10 + max_missed))
 
 
-def test_crossing_faces_keep_separate_tracks():
-    n = 60
-    left = [face(t, start=(0.0, 100.0), velocity=(6.0, 0.0)) for t in range(n)]
-    right = [face(t, start=(354.0, 130.0), velocity=(-6.0, 0.0)) for t in range(n)]
+def two_faces(left: list[np.ndarray], right: list[np.ndarray]):
+    """Two faces, both detected on every frame, through a default tracker: (the tracker, the
+    boxes released per frame, each track's x1 on the first frame, and on the last)."""
     tracker = FaceTracker()
     released: dict[int, np.ndarray] = {}
-    for t in range(n):
+    for t in range(len(left)):
         for index, boxes in tracker.push(t, np.array([left[t], right[t]]), np.array([0.9, 0.8])):
             released[index] = boxes
         if t == 0:
             start_ids = {track_id: box[0] for track_id, box in tracker.active()}
     ids_now = {track_id: box[0] for track_id, box in tracker.active()}
     released.update(dict(tracker.flush()))
+    return tracker, released, start_ids, ids_now
+
+
+def test_crossing_faces_keep_separate_tracks():
+    n = 60
+    left = [face(t, start=(0.0, 100.0), velocity=(6.0, 0.0)) for t in range(n)]
+    right = [face(t, start=(354.0, 130.0), velocity=(-6.0, 0.0)) for t in range(n)]
+    tracker, released, start_ids, ids_now = two_faces(left, right)
     assert tracker.tracks_started == 2
     assert set(ids_now) == set(start_ids)
     for track_id, x0 in start_ids.items():
@@ -360,15 +367,7 @@ def test_close_faces_moving_fast_in_opposite_directions_keep_their_tracks(apart)
     else:
         left = [face(t, start=(0.0, 300.0), velocity=(45.0, 0.0)) for t in range(n)]
         right = [face(t, start=(600.0, 330.0), velocity=(-45.0, 0.0)) for t in range(n)]
-    tracker = FaceTracker()
-    released: dict[int, np.ndarray] = {}
-    for t in range(n):
-        for index, boxes in tracker.push(t, np.array([left[t], right[t]]), np.array([0.9, 0.8])):
-            released[index] = boxes
-        if t == 0:
-            start_ids = {track_id: box[0] for track_id, box in tracker.active()}
-    ids_now = {track_id: box[0] for track_id, box in tracker.active()}
-    released.update(dict(tracker.flush()))
+    tracker, released, start_ids, ids_now = two_faces(left, right)
     assert tracker.tracks_started == 2
     assert set(ids_now) == set(start_ids)
     for track_id, x0 in start_ids.items():  # each track still follows its own face
