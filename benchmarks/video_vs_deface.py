@@ -29,6 +29,7 @@ the blurs, and the hard frames then count as unmasked whatever either tool does)
 
     .venv/bin/python -m benchmarks.video_vs_deface                      # starts its own stack
     .venv/bin/python -m benchmarks.video_vs_deface --frames 30 120 --size 1920x1080 --mask blur
+    .venv/bin/python -m benchmarks.video_vs_deface --detector yunet_2023mar --confidence 0.3
 """
 
 from __future__ import annotations
@@ -190,17 +191,16 @@ def run_deface(clips: dict[int, list[Clip]], folder: Path, replace_with: str) ->
 
 
 async def run_pipeline(clips: dict[int, list[Clip]], folder: Path, triton_url: str, options: VideoOptions,
-                       label: str = "pipeline, in-process -> Triton") -> tuple[Row, dict]:
+                       detector: str, label: str = "pipeline, in-process -> Triton") -> tuple[Row, dict]:
     triton = TritonClient(triton_url, timeout_s=60)
     await triton.start()
-    defaults = MODEL_SETS["insightface"]
-    served = ServedPipelines(triton, defaults.detector, defaults.recognizer)
+    served = ServedPipelines(triton, detector, MODEL_SETS["insightface"].recognizer)
     seconds, outputs, results = {}, {}, {}
     try:
         await served.refresh()
         detect = served.selection.detect
         if detect is None:
-            raise RuntimeError("the stack serves no detect pipeline for the default detector")
+            raise RuntimeError(f"the stack serves no detect pipeline for the detector {detector}")
         # Warm-up: the first requests of a fresh Triton are slower.
         await anonymize(clips[min(clips)][0].path, folder / "warm-up.mp4", triton, detect, options)
         for length, group in clips.items():
@@ -216,7 +216,7 @@ async def run_pipeline(clips: dict[int, list[Clip]], folder: Path, triton_url: s
 
 
 async def run_api(clips: dict[int, list[Clip]], folder: Path, url: str, api_key: str | None,
-                  method: str) -> Row | None:
+                  options: VideoOptions) -> Row | None:
     headers = {"X-API-Key": api_key} if api_key else {}
     seconds, outputs = {}, {}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=600) as http:
@@ -226,7 +226,8 @@ async def run_api(clips: dict[int, list[Clip]], folder: Path, url: str, api_key:
 
         async def one(clip: Clip, out: Path) -> None:
             with clip.path.open("rb") as handle:
-                response = await http.post("/api/v1/mask/video", params={"method": method},
+                response = await http.post("/api/v1/mask/video", params={"method": options.method,
+                                                                           "confidence": options.confidence},
                                            files={"video": (clip.path.name, handle, "video/mp4")})
             response.raise_for_status()
             status_url = response.json()["status_url"]
@@ -269,6 +270,13 @@ def main() -> None:
                              "tools' blur (deface's default)")
     parser.add_argument("--in-flight", type=int, default=VideoOptions.in_flight,
                         help="detect requests in flight at once")
+    parser.add_argument("--detector", default=MODEL_SETS["insightface"].detector,
+                        help="the detector whose pipelines mask (default: the default model set's); the "
+                             "stack started here serves it, a --url service must be set to it "
+                             "(FACE_API_DETECTOR)")
+    parser.add_argument("--confidence", type=float, default=VideoOptions.confidence,
+                        help="least face score to mask, in-process and on the API's jobs (deface's own "
+                             "default is 0.2)")
     parser.add_argument("--url", help="a running service (default: start one)")
     parser.add_argument("--api-key", help="X-API-Key for --url")
     parser.add_argument("--triton", help="gRPC address of --url's Triton (host:port), for the in-process run")
@@ -282,7 +290,7 @@ def main() -> None:
     faces = sum(len(b) for group in clips.values() for clip in group for b in clip.boxes)
     print(f"clips: {', '.join(c.path.name for group in clips.values() for c in group)}; "
           f"{faces} known faces over their frames", flush=True)
-    options = VideoOptions(method=method, in_flight=args.in_flight)
+    options = VideoOptions(method=method, in_flight=args.in_flight, confidence=args.confidence)
 
     print("measuring deface …", flush=True)
     rows = [run_deface(clips, folder, replace_with)]
@@ -290,22 +298,23 @@ def main() -> None:
     url, api_key, triton_url = args.url, args.api_key, args.triton
     if url is None:
         print("starting the stack …", flush=True)
-        stack = start_stack(Path(tempfile.mkdtemp(prefix="bench-")), env=LIFTED_LIMITS)
+        stack = start_stack(Path(tempfile.mkdtemp(prefix="bench-")),
+                            env={**LIFTED_LIMITS, "FACE_API_DETECTOR": args.detector})
         url, api_key, triton_url = stack.url, stack.first_key, f"127.0.0.1:{stack.triton_grpc}"
     results = {}
     try:
         if triton_url:
             print("measuring the pipeline in-process …", flush=True)
-            row, results = asyncio.run(run_pipeline(clips, folder, triton_url, options))
+            row, results = asyncio.run(run_pipeline(clips, folder, triton_url, options, args.detector))
             rows.append(row)
             if options.tile_zoom > 1:
                 print("measuring the pipeline in-process, whole frame only (tile_zoom 1) …", flush=True)
                 whole_only = replace(options, tile_zoom=1.0)
-                whole, _ = asyncio.run(run_pipeline(clips, folder, triton_url, whole_only,
+                whole, _ = asyncio.run(run_pipeline(clips, folder, triton_url, whole_only, args.detector,
                                                     label="pipeline, whole frame only"))
                 rows.append(whole)
         print("measuring end to end through the API …", flush=True)
-        api_row = asyncio.run(run_api(clips, folder, url, api_key, method))
+        api_row = asyncio.run(run_api(clips, folder, url, api_key, options))
         if api_row is not None:
             rows.append(api_row)
     finally:
@@ -313,7 +322,8 @@ def main() -> None:
             stack.stop()
 
     deface = rows[0]
-    print(f"\nmasks: {args.mask}; faces masked per frame over all clips; hard frames: those whose faces a "
+    print(f"\ndetector: {args.detector}, confidence {args.confidence:g}; masks: {args.mask}; "
+          f"faces masked per frame over all clips; hard frames: those whose faces a "
           f"detector alone misses")
     print(f"{'pipeline':<32} {'frames/s':>8} {'x deface':>8} {'long clips':>10} {'faces masked':>20} "
           f"{'on hard frames':>18} {'frames leaking':>14} {'(whole faces)':>13}")
