@@ -2,7 +2,9 @@
 
 Every known face must be masked on every frame, also on the frames where the detector
 alone misses it (tracking fills them), and the output must keep the frame count, frame
-rate, resolution, rotation and audio of the input.
+rate, resolution, rotation and audio of the input. On the 1080p pan, whose one spectator
+at the frame's edge the default detector never finds, YuNet at confidence 0.3 (the
+setting docs/video.md gives for video where no frame may leak) must mask every frame.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from frontend.inference.triton import TritonClient
 from frontend.settings import MODEL_SETS
 from frontend.video import io
 from frontend.video.pipeline import VideoOptions, anonymize, detection_size
+from tests.integration.stack import start_stack
 from tests.support.videos import make_video
 
 CHANGED = 8.0  # as benchmarks/mask_vs_deface.py judges: mean change in grey levels ...
@@ -25,11 +28,13 @@ DETAIL_LEFT = 0.25  # ... or the fraction of fine detail (Laplacian variance) le
 MISSES = (10, 11, 12, 30)
 
 
-async def detect_pipeline(stack):
+YUNET = "yunet_2023mar"
+
+
+async def detect_pipeline(stack, detector: str = MODEL_SETS["insightface"].detector):
     triton = TritonClient(f"127.0.0.1:{stack.triton_grpc}", timeout_s=60)
     await triton.start()
-    defaults = MODEL_SETS["insightface"]
-    served = ServedPipelines(triton, defaults.detector, defaults.recognizer)
+    served = ServedPipelines(triton, detector, MODEL_SETS["insightface"].recognizer)
     await served.refresh()
     assert served.selection.detect is not None
     return triton, served.selection.detect
@@ -169,3 +174,30 @@ async def test_an_unreadable_input_is_a_video_error(stack, tmp_path):
     finally:
         await triton.close()
     assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.fixture(scope="module")
+def yunet_stack(tmp_path_factory):
+    # Only Triton is called: the default pipelines plus YuNet's detect pipeline, by name.
+    env = {"FACE_API_API_KEY_ENABLED": "false", "FACE_API_TRITON_LOAD": f"detect_{YUNET}"}
+    running = start_stack(tmp_path_factory.mktemp("video-yunet"), env=env)
+    yield running
+    running.stop()
+
+
+async def test_yunet_at_0_3_masks_the_edge_face_the_default_detector_never_sees(yunet_stack, tmp_path):
+    hard = tuple(i for i in range(30) if i % 10 in (5, 6))  # as benchmarks/video_vs_deface.py makes them
+    src, known = make_video(tmp_path / "pan.mp4", "pan", size=(1920, 1080), frames=30, misses=hard)
+    left = {}
+    for detector, confidence in ((MODEL_SETS["insightface"].detector, 0.5), (YUNET, 0.3)):
+        triton, pipeline = await detect_pipeline(yunet_stack, detector)
+        dst = tmp_path / f"{detector}.mp4"
+        try:
+            await anonymize(src, dst, triton, pipeline, VideoOptions(method="solid", confidence=confidence))
+        finally:
+            await triton.close()
+        left[detector] = leaks(src, dst, known)
+    # The clip holds the case: a known face, cut by the frame's edge, that the default
+    # detector leaves unmasked on some frame (frame 22 when this was written).
+    assert left[MODEL_SETS["insightface"].detector], "the default detector no longer misses the edge face"
+    assert not left[YUNET], f"YuNet at 0.3 left known faces unmasked (frame: faces): {left[YUNET]}"
