@@ -66,6 +66,10 @@ def render(name: str, inspection: Inspection, dynamic_batch: bool, source: str, 
         lines += ["# As for the shipped SCRFD models: the embedded CPU mode runs it one photo at a time",
                   "# (docs/performance.md); Triton's own ONNX Runtime backend ignores this key.",
                   _parameter("cpu_mode_dynamic_batching", "off")]
+    if recognition is None:
+        lines += ["# As for the shipped detectors: in the embedded CPU mode a lone request may use every",
+                  "# core (docs/performance.md); Triton's own ONNX Runtime backend ignores this key.",
+                  _parameter("cpu_mode_idle_threads", "on")]
     return "\n".join(lines) + "\n"
 
 

@@ -9,7 +9,9 @@ this module writes a derived copy under .run/ in which:
   batching but runs through runtime/onnx_runner.py (a Python-backend model);
   a model whose config sets the parameter `cpu_mode_dynamic_batching` to
   "off" is served without its dynamic batcher (a batch can cost more per item
-  than single items on a CPU);
+  than single items on a CPU); one whose config sets `cpu_mode_idle_threads`
+  to "on" runs a lone request on FACE_API_ONNX_IDLE_THREADS threads while no
+  other instance of it is running (runtime/onnx_runner.py);
 * Python-backend models and ensembles are linked unchanged;
 * a model whose weight file is absent or does not match its config is left
   out with a reason, and so is every ensemble that needs it, so one missing
@@ -52,6 +54,7 @@ class OnnxTuning:
     instances: int = 1
     threads: int = 0  # 0 = one per core
     spinning: bool = False  # spin-waiting threads: lower latency, but they steal CPU
+    idle_threads: int = 0  # threads of a run while no other instance runs (0 = as threads)
 
 
 @dataclass
@@ -144,6 +147,18 @@ def keeps_dynamic_batching(config: mc.ModelConfig) -> bool:
     return value == "on"
 
 
+IDLE_THREADS = "cpu_mode_idle_threads"
+
+
+def uses_idle_threads(config: mc.ModelConfig) -> bool:
+    """Whether a lone request may use more threads in CPU mode: only where the config says "on"
+    (each instance then holds a second onnxruntime session: ~20–45 MB more for a detector)."""
+    value = config.parameters[IDLE_THREADS].string_value if IDLE_THREADS in config.parameters else "off"
+    if value not in ("on", "off"):
+        raise ValueError(f'parameter {IDLE_THREADS} is "{value}"; it must be "on" or "off"')
+    return value == "on"
+
+
 def _cpu_config(config: mc.ModelConfig, weight_name: str, tuning: OnnxTuning,
                 batching: bool) -> mc.ModelConfig:
     derived = mc.ModelConfig()
@@ -156,6 +171,8 @@ def _cpu_config(config: mc.ModelConfig, weight_name: str, tuning: OnnxTuning,
     derived.parameters["onnx_file"].string_value = weight_name
     derived.parameters["intra_op_threads"].string_value = str(tuning.threads)
     derived.parameters["allow_spinning"].string_value = "1" if tuning.spinning else "0"
+    idle_threads = tuning.idle_threads if uses_idle_threads(config) else 0
+    derived.parameters["idle_threads"].string_value = str(idle_threads)
     del derived.instance_group[:]
     derived.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=tuning.instances)
     return derived
@@ -259,6 +276,7 @@ def _onnx_file(model_dir: Path, config: mc.ModelConfig, check: bool) -> tuple[st
     version, weight = found
     try:
         batching = keeps_dynamic_batching(config)
+        uses_idle_threads(config)  # a wrong value is a reason here, not an error when deriving
     except ValueError as error:
         return f"{model_dir.name}/config.pbtxt: {error}"
     pinned = weights.artifact_for(weight) if check else None

@@ -11,6 +11,11 @@ recognizer that once embedded 32 faces held ~300 MB for good, where one face
 needs ~70 MB. So after a run of more than SHRINK_ABOVE items the arena gives
 back what it does not use; runs of a few items (most photos) keep it warm.
 Shrinking costs a few percent on those large runs (measured: docs/performance.md).
+
+A lone request gets every core: with ``idle_threads`` above ``intra_op_threads`` the
+model also has a session with that many threads, used for a run of one item while no
+other instance of the model is running (triton_python/busy_board.py). Under load the
+instances keep to their own threads, so the cores are not oversubscribed.
 """
 
 import json
@@ -20,6 +25,8 @@ import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
+from triton_python.busy_board import BusyBoard, board_path, instance_slot, remove_stale
+
 SHRINK_ABOVE = 4  # items in one run
 
 
@@ -28,14 +35,16 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         path = os.path.join(args["model_repository"], args["model_version"], params["onnx_file"])
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.intra_op_num_threads = int(params.get("intra_op_threads", "0"))
-        # Spinning threads cut latency but steal the CPU from the other Triton
-        # processes; the launcher decides (FACE_API_ONNX_SPINNING).
-        options.add_session_config_entry("session.intra_op.allow_spinning",
-                                         params.get("allow_spinning", "0"))
-        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        threads = int(params.get("intra_op_threads", "0"))
+        idle_threads = int(params.get("idle_threads", "0"))
+        spinning = params.get("allow_spinning", "0")
+        self.session = _session(path, threads, spinning)
+        self.idle_session, self.board = None, None
+        if threads > 0 and idle_threads > threads:
+            self.idle_session = _session(path, idle_threads, spinning)
+            remove_stale()
+            self.board = BusyBoard(board_path(config["name"], os.getppid()),
+                                   instance_slot(args.get("model_instance_name", "")))
         self.inputs = [tensor["name"] for tensor in config["input"]]
         self.outputs = [tensor["name"] for tensor in config["output"]]
         self.batched = config.get("max_batch_size", 0) > 0
@@ -65,4 +74,26 @@ class TritonPythonModel:
 
     def _run(self, feed):
         items = len(feed[self.inputs[0]]) if self.batched else 1
-        return self.session.run(self.outputs, feed, self.shrink if items > SHRINK_ABOVE else None)
+        run_options = self.shrink if items > SHRINK_ABOVE else None
+        if self.board is None:
+            return self.session.run(self.outputs, feed, run_options)
+        try:
+            alone = self.board.claim()
+            session = self.idle_session if alone and items == 1 else self.session
+            return session.run(self.outputs, feed, run_options)
+        finally:
+            self.board.release()
+
+    def finalize(self):
+        if self.board is not None:
+            self.board.close(remove=True)
+
+
+def _session(path: str, threads: int, spinning: str) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = threads
+    # Spinning threads cut latency but steal the CPU from the other Triton
+    # processes; the launcher decides (FACE_API_ONNX_SPINNING).
+    options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])

@@ -29,6 +29,11 @@ from runtime.triton_server import EmbeddedTriton
 from runtime.video_workers import VideoWorkers, worker_count
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container's cpuset sets)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def say(message: str) -> None:
     print(f"[serve] {message}", flush=True)
 
@@ -86,7 +91,8 @@ def serve(port: int | None = None, workers: int | None = None, frontend: bool = 
     triton = EmbeddedTriton(http_port=settings.triton_http_port, grpc_port=settings.triton_grpc_port,
                             metrics_port=settings.triton_metrics_port,
                             onnx_tuning=OnnxTuning(settings.onnx_instances, settings.onnx_threads,
-                                                   settings.onnx_spinning),
+                                                   settings.onnx_spinning,
+                                                   settings.onnx_idle_threads or usable_cores()),
                             sources=model_sources(),
                             plan=LoadPlan.from_environment(settings.detector, settings.recognizer),
                             log=say)

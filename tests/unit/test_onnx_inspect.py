@@ -255,6 +255,9 @@ def test_the_leaf_config_matches_the_rewritten_graph(model, tmp_path):
     if recognition:
         assert (params["detector"], params["mean"], params["std"], params["channel_order"]) == \
             ("scrfd_500m", "0", "1", "BGR")
+    # As the shipped detectors: a lone request may use every core in CPU mode; recognisers
+    # (whose second session would cost more memory) keep to their threads.
+    assert params.get("cpu_mode_idle_threads") == (None if recognition else "on")
 
 
 # --- the command, in a copy of the repositories (configs only, no weights) -----------------------

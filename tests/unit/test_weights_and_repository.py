@@ -90,13 +90,17 @@ def test_derive_wraps_onnx_models_and_links_the_rest(repository, tmp_path):
     assert (derived.path / "face_letterbox").resolve() == (repository / "face_letterbox").resolve()
 
 
-def _set_cpu_batching(model_dir: Path, value: str | None) -> None:
+def _set_parameter(model_dir: Path, key: str, value: str | None) -> None:
     config = cpu_repository.read_config(model_dir)
     if value is None:
-        del config.parameters[cpu_repository.CPU_BATCHING]
+        del config.parameters[key]
     else:
-        config.parameters[cpu_repository.CPU_BATCHING].string_value = value
+        config.parameters[key].string_value = value
     (model_dir / "config.pbtxt").write_text(text_format.MessageToString(config))
+
+
+def _set_cpu_batching(model_dir: Path, value: str | None) -> None:
+    _set_parameter(model_dir, cpu_repository.CPU_BATCHING, value)
 
 
 @pytest.mark.parametrize("value", ["on", None])
@@ -115,6 +119,25 @@ def test_a_bad_cpu_batching_value_leaves_the_model_out_with_the_reason(repositor
         'scrfd_500m/config.pbtxt: parameter cpu_mode_dynamic_batching is "sometimes"; '
         'it must be "on" or "off"')
     assert "detect_scrfd_500m" in derived.skipped
+
+
+@pytest.mark.parametrize(("value", "expected"), [("on", "4"), ("off", "0"), (None, "0")])
+def test_idle_threads_reach_only_a_model_whose_config_says_on(repository, tmp_path, value, expected):
+    assert cpu_repository.read_config(repository / "scrfd_500m").parameters[
+        cpu_repository.IDLE_THREADS].string_value == "on"  # as shipped
+    _set_parameter(repository / "scrfd_500m", cpu_repository.IDLE_THREADS, value)
+    tuning = cpu_repository.OnnxTuning(2, 1, False, idle_threads=4)
+    derived = cpu_repository.derive([repository], tmp_path / "out", tuning, log=quiet)
+    config = cpu_repository.read_config(derived.path / "scrfd_500m")
+    assert config.parameters["idle_threads"].string_value == expected
+    assert config.parameters["intra_op_threads"].string_value == "1"
+
+
+def test_a_bad_idle_threads_value_leaves_the_model_out_with_the_reason(repository, tmp_path):
+    _set_parameter(repository / "scrfd_500m", cpu_repository.IDLE_THREADS, "yes")
+    derived = cpu_repository.derive([repository], tmp_path / "out", log=quiet)
+    assert derived.skipped["scrfd_500m"] == (
+        'scrfd_500m/config.pbtxt: parameter cpu_mode_idle_threads is "yes"; it must be "on" or "off"')
 
 
 def test_a_model_without_weights_and_its_ensemble_are_left_out(repository, tmp_path):
