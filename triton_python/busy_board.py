@@ -35,6 +35,8 @@ def board_path(model: str, server_pid: int, folder: Path | None = None) -> Path:
 def remove_stale(folder: Path | None = None) -> int:
     """Unlink the boards of servers that are gone (killed before their stubs could); how many."""
     removed = 0
+    if not Path("/proc/self").exists():  # no way to tell a live server from a gone one
+        return removed
     for path in (folder or board_folder()).glob(f"{PREFIX}*"):
         pid = path.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
