@@ -93,9 +93,9 @@ class Settings(BaseSettings):
     onnx_threads: int = Field(1, ge=0, description="onnxruntime threads per instance in CPU mode (0 = cores)")
     onnx_spinning: bool = Field(False, description="let onnxruntime threads spin-wait in CPU mode")
     onnx_idle_threads: int = Field(
-        0, ge=0, le=256, description="CPU mode: onnxruntime threads of a one-item run while no other "
-                                     "instance of its model is running (0 = one per core; at most "
-                                     "onnx_threads turns it off)")
+        0, ge=0, le=256, description="CPU mode: onnxruntime threads of a one-item run while its model is "
+                                     "quiet (no other instance running or just finished; 0 = one per "
+                                     "core; at most onnx_threads turns it off)")
 
     # --- input limits ---
     max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0, description="larger uploads get 413")

@@ -54,7 +54,7 @@ class OnnxTuning:
     instances: int = 1
     threads: int = 0  # 0 = one per core
     spinning: bool = False  # spin-waiting threads: lower latency, but they steal CPU
-    idle_threads: int = 0  # threads of a run while no other instance runs (0 = as threads)
+    idle_threads: int = 0  # threads of a run while the model is quiet (0 = as threads)
 
 
 @dataclass

@@ -13,9 +13,10 @@ back what it does not use; runs of a few items (most photos) keep it warm.
 Shrinking costs a few percent on those large runs (measured: docs/performance.md).
 
 A lone request gets every core: with ``idle_threads`` above ``intra_op_threads`` the
-model also has a session with that many threads, used for a run of one item while no
-other instance of the model is running (triton_python/busy_board.py). Under load the
-instances keep to their own threads, so the cores are not oversubscribed.
+model also has a session with that many threads, used for a run of one item while the
+model is quiet: no other instance running and none just finished
+(triton_python/busy_board.py). Under load the instances keep to their own threads, so
+the cores are not oversubscribed.
 """
 
 import json

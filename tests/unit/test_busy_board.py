@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 
 from triton_python.busy_board import BusyBoard, board_path, instance_slot, remove_stale
 
@@ -10,12 +11,12 @@ from triton_python.busy_board import BusyBoard, board_path, instance_slot, remov
 def test_an_instance_is_alone_only_while_no_other_runs(tmp_path):
     path = tmp_path / "board"
     first, second = BusyBoard(path, 0), BusyBoard(path, 1)
-    assert first.claim()  # nobody else running
-    assert not second.claim()  # the first still runs
+    assert first.claim(quiet_s=0)  # nobody else running
+    assert not second.claim(quiet_s=0)  # the first still runs
     first.release()
     second.release()
-    assert second.claim()  # both idle before: alone again
-    assert not first.claim()  # two starting together both see each other
+    assert second.claim(quiet_s=0)  # both idle before: alone again
+    assert not first.claim(quiet_s=0)  # two starting together both see each other
     first.release()
     second.release()
     first.close()
@@ -23,12 +24,26 @@ def test_an_instance_is_alone_only_while_no_other_runs(tmp_path):
     assert not path.exists()
 
 
+def test_a_run_that_just_ended_means_load(tmp_path):
+    first, second = BusyBoard(tmp_path / "board", 0), BusyBoard(tmp_path / "board", 1)
+    assert first.claim(quiet_s=0.2)  # a fresh board: nothing ran
+    first.release()
+    # Another instance (or this one) starting right after a run ended: a queue, not a lone client.
+    assert not second.claim(quiet_s=0.2)
+    second.release()
+    assert not first.claim(quiet_s=0.2)
+    first.release()
+    time.sleep(0.25)
+    assert second.claim(quiet_s=0.2)  # quiet long enough: a lone request
+    second.release()
+
+
 def test_another_process_sees_the_claim(tmp_path):
     path = tmp_path / "board"
     mine = BusyBoard(path, 3)
-    mine.claim()
+    mine.claim(quiet_s=0)
     code = ("import sys; from pathlib import Path; from triton_python.busy_board import BusyBoard; "
-            "sys.exit(0 if BusyBoard(Path(sys.argv[1]), 1).claim() else 7)")
+            "sys.exit(0 if BusyBoard(Path(sys.argv[1]), 1).claim(quiet_s=0) else 7)")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     running = subprocess.run([sys.executable, "-c", code, str(path)], cwd=root)
     assert running.returncode == 7  # it found this process's instance running
