@@ -10,8 +10,8 @@ this module writes a derived copy under .run/ in which:
   a model whose config sets the parameter `cpu_mode_dynamic_batching` to
   "off" is served without its dynamic batcher (a batch can cost more per item
   than single items on a CPU); one whose config sets `cpu_mode_idle_threads`
-  to "on" runs a lone request on FACE_API_ONNX_IDLE_THREADS threads while no
-  other instance of it is running (runtime/onnx_runner.py);
+  to "on" runs a lone request on FACE_API_ONNX_IDLE_THREADS threads while the
+  model is quiet (runtime/onnx_runner.py);
 * Python-backend models and ensembles are linked unchanged;
 * a model whose weight file is absent or does not match its config is left
   out with a reason, and so is every ensemble that needs it, so one missing
@@ -137,26 +137,26 @@ def pipeline_models(config: mc.ModelConfig) -> list[str]:
 
 
 CPU_BATCHING = "cpu_mode_dynamic_batching"
+IDLE_THREADS = "cpu_mode_idle_threads"
+
+
+def _switch(config: mc.ModelConfig, key: str, default: str) -> bool:
+    """A CPU-mode parameter that is "on" or "off" (``default`` when absent)."""
+    value = config.parameters[key].string_value if key in config.parameters else default
+    if value not in ("on", "off"):
+        raise ValueError(f'parameter {key} is "{value}"; it must be "on" or "off"')
+    return value == "on"
 
 
 def keeps_dynamic_batching(config: mc.ModelConfig) -> bool:
     """Whether CPU mode keeps the model's dynamic batcher: yes unless its config says "off"."""
-    value = config.parameters[CPU_BATCHING].string_value if CPU_BATCHING in config.parameters else "on"
-    if value not in ("on", "off"):
-        raise ValueError(f'parameter {CPU_BATCHING} is "{value}"; it must be "on" or "off"')
-    return value == "on"
-
-
-IDLE_THREADS = "cpu_mode_idle_threads"
+    return _switch(config, CPU_BATCHING, "on")
 
 
 def uses_idle_threads(config: mc.ModelConfig) -> bool:
     """Whether a lone request may use more threads in CPU mode: only where the config says "on"
     (each instance then holds a second onnxruntime session: ~20–45 MB more for a detector)."""
-    value = config.parameters[IDLE_THREADS].string_value if IDLE_THREADS in config.parameters else "off"
-    if value not in ("on", "off"):
-        raise ValueError(f'parameter {IDLE_THREADS} is "{value}"; it must be "on" or "off"')
-    return value == "on"
+    return _switch(config, IDLE_THREADS, "off")
 
 
 def _cpu_config(config: mc.ModelConfig, weight_name: str, tuning: OnnxTuning,
