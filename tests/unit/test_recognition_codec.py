@@ -39,6 +39,26 @@ def test_base64_is_accepted_in_its_common_spellings(text):
     assert decode_base64(text, "image") == PAYLOAD
 
 
+@pytest.mark.parametrize("payload", [b"x", b"xy", b"xyz", bytes(range(256)) * 3 + b"\xfb\xff"])
+def test_strict_and_lenient_spellings_decode_alike(payload):
+    """The strict one-pass decode and the lenient path agree whatever the padding."""
+    padded = base64.b64encode(payload).decode()
+    spellings = [padded, padded.rstrip("="), base64.urlsafe_b64encode(payload).decode().rstrip("="),
+                 "\n".join(padded[i:i + 4] for i in range(0, len(padded), 4))]
+    assert {decode_base64(text, "image") for text in spellings} == {payload}
+
+
+@pytest.mark.parametrize("text, why", [
+    ("QUJD$", "it has characters outside the base64 alphabet"),
+    ("QU=JD", "it has '=' padding before its end"),
+    ("QUJDR", "its length is not possible for base64"),
+])
+def test_bad_base64_says_what_is_wrong(text, why):
+    with pytest.raises(RequestValidationError) as error:
+        decode_base64(text, "image")
+    assert problem(error)["msg"] == f"image is not valid base64 ({why})"
+
+
 @pytest.mark.parametrize("text", ["not base64!", "QUJD$", "A", "data:image/png,QUJD", "é" * 8])
 def test_bad_base64_is_a_422_naming_the_field(text):
     with pytest.raises(RequestValidationError) as error:

@@ -28,23 +28,32 @@ def decode_base64(text: str, field: str) -> bytes:
         if comma < 0 or not text[:comma].lower().endswith(";base64"):
             raise invalid(("body", field), f"{field} is a data: URL without ';base64,'", "base64_decode")
         text = text[comma + 1:]
+    try:  # the usual spelling (standard alphabet, padded, nothing else) in one pass
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        data = _decode_leniently(text, field)
+    if not data:
+        raise invalid(("body", field), f"{field} is empty")
+    return data
+
+
+def _decode_leniently(text: str, field: str) -> bytes:
+    """base64 in the other accepted spellings. Scanning for whitespace and foreign characters
+    costs ~25 ms per MB of text, so only text that failed the strict decode pays for it."""
     if WHITESPACE.search(text):
         text = WHITESPACE.sub("", text)
     if "-" in text or "_" in text:
         text = text.replace("-", "+").replace("_", "/")
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        pass
     # Said in the contract's words, not binascii's.
     body = text.rstrip("=")
     problem = ("it has characters outside the base64 alphabet" if NOT_BASE64.search(body)
                else "it has '=' padding before its end" if "=" in body
                else "its length is not possible for base64")
-    text += "=" * (-len(text) % 4)
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise invalid(("body", field), f"{field} is not valid base64 ({problem})", "base64_decode") from None
-    if not data:
-        raise invalid(("body", field), f"{field} is empty")
-    return data
+    raise invalid(("body", field), f"{field} is not valid base64 ({problem})", "base64_decode")
 
 
 def encode_feature(vector: np.ndarray) -> str:
