@@ -6,11 +6,10 @@ this file instead, with the model's own inputs, outputs and batching.
 Requests that Triton's dynamic batcher hands over together are stacked into
 one onnxruntime call, so batching behaves as it does natively.
 
-onnxruntime's CPU arena keeps the largest working set a run ever needed: a
-recognizer that once embedded 32 faces held ~300 MB for good, where one face
-needs ~70 MB. So after a run of more than SHRINK_ABOVE items the arena gives
-back what it does not use; runs of a few items (most photos) keep it warm.
-Shrinking costs a few percent on those large runs (measured: docs/performance.md).
+onnxruntime's CPU arena keeps the largest working set a run ever needed, so
+after runs of more than SHRINK_ABOVE items it gives back what it does not use:
+at the end of the next small run, or after QUIET_S seconds without a run
+(triton_python/arena_policy.py). Runs of a few items (most photos) keep it warm.
 
 A lone request gets every core: with ``idle_threads`` above ``intra_op_threads`` the
 model also has a session with that many threads, used for a run of one item while the
@@ -21,14 +20,15 @@ the cores are not oversubscribed.
 
 import json
 import os
+import threading
 
 import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
+from runtime.allocator import give_back_free_memory
+from triton_python.arena_policy import QUIET_S, SHRINK_ABOVE, ArenaPolicy
 from triton_python.busy_board import BusyBoard, board_path, instance_slot, remove_stale
-
-SHRINK_ABOVE = 4  # items in one run
 
 
 class TritonPythonModel:
@@ -51,6 +51,13 @@ class TritonPythonModel:
         self.batched = config.get("max_batch_size", 0) > 0
         self.shrink = ort.RunOptions()
         self.shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        self.arena = ArenaPolicy(SHRINK_ABOVE, QUIET_S)
+        self.stopping = threading.Event()
+        # An item of zeros to shrink on when the model goes quiet; a model with a free
+        # dimension has none, and shrinks right after each large run instead.
+        self.one_item = _one_item(config["input"]) if self.batched else None
+        if self.one_item is not None:
+            threading.Thread(target=self._shrink_when_quiet, name="arena", daemon=True).start()
 
     def execute(self, requests):
         feeds = [
@@ -75,19 +82,43 @@ class TritonPythonModel:
 
     def _run(self, feed):
         items = len(feed[self.inputs[0]]) if self.batched else 1
-        run_options = self.shrink if items > SHRINK_ABOVE else None
-        if self.board is None:
-            return self.session.run(self.outputs, feed, run_options)
+        shrink = items > SHRINK_ABOVE if self.one_item is None else self.arena.start(items)
+        run_options = self.shrink if shrink else None
         try:
-            alone = self.board.claim()
-            session = self.idle_session if alone and items == 1 else self.session
-            return session.run(self.outputs, feed, run_options)
+            if self.board is None:
+                return self.session.run(self.outputs, feed, run_options)
+            try:
+                alone = self.board.claim()
+                # (a run that shrinks the arena must be on the session whose arena grew)
+                session = self.idle_session if alone and items == 1 and not shrink else self.session
+                return session.run(self.outputs, feed, run_options)
+            finally:
+                self.board.release()
         finally:
-            self.board.release()
+            if self.one_item is not None:
+                self.arena.end()
+
+    def _shrink_when_quiet(self):
+        while not self.stopping.wait(QUIET_S / 4):
+            if self.arena.quiet_shrink_due():
+                self.session.run(self.outputs, self.one_item, self.shrink)
+                give_back_free_memory()  # and the heap the large run left below the trim threshold
 
     def finalize(self):
+        self.stopping.set()
         if self.board is not None:
             self.board.close(remove=True)
+
+
+def _one_item(inputs: list[dict]) -> dict[str, np.ndarray] | None:
+    """A batch of one item of zeros for every input, or None where a dimension is free."""
+    feed = {}
+    for tensor in inputs:
+        dims = [int(d) for d in tensor["dims"]]
+        if any(d < 0 for d in dims):
+            return None
+        feed[tensor["name"]] = np.zeros([1, *dims], pb_utils.triton_string_to_numpy(tensor["data_type"]))
+    return feed
 
 
 def _session(path: str, threads: int, spinning: str) -> ort.InferenceSession:

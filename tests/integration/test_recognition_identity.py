@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -17,9 +18,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks import model_memory
 from tests.integration.conftest import SAMPLES, batch_counts
 from tests.reference.arcface_reference import ReferenceArcFace, align
 from tests.reference.scrfd_reference import ReferenceSCRFD, decode_image
+from triton_python.arena_policy import QUIET_S
 
 MODELS = SAMPLES.parent / "model_repository"
 # The recommended match threshold for arcface_w600k_mbf (docs/api.md, measured by
@@ -178,3 +181,28 @@ def test_faces_from_concurrent_requests_share_recognizer_batches(client, stack, 
     merged = {size: after[size] - before.get(size, 0) for size in after if size > 1
               and after[size] > before.get(size, 0)}
     assert merged, f"every recognizer batch held one face: {after}"
+
+
+def recognizer_pss(stack) -> int:
+    """PSS in bytes of the arcface_w600k_mbf stubs (the ONNX model, not its recognize pipeline)."""
+    snapshot = model_memory.snapshot(stack.process.pid)
+    assert len(snapshot["stub arcface_w600k_mbf"]) == 2, snapshot.keys()
+    return model_memory.total({"": snapshot["stub arcface_w600k_mbf"]})
+
+
+def test_the_recognizer_keeps_its_arena_through_group_photos_and_gives_it_back_when_quiet(
+        stack, client, photos):
+    """A 22-face batch grows onnxruntime's arena; shrinking it after every such batch cost the
+    next one ~10 %, so the arena shrinks only once the recognizer is quiet (QUIET_S)."""
+    body = {"image": b64(photos["players.jpg"]), "maxResults": 128}
+    time.sleep(QUIET_S + 1.5)  # whatever earlier tests left has been given back
+    quiet = recognizer_pss(stack)
+    for _ in range(4):  # both instances run group photos, one after the other
+        response = client.post("/v1/multi-embeddings", json=body)
+        assert response.status_code == 200 and len(response.json()["embeddings_info_list"]) == 22
+    busy = recognizer_pss(stack)
+    time.sleep(QUIET_S + 1.5)
+    after = recognizer_pss(stack)
+    mb = 1 << 20
+    assert busy - quiet > 60 * mb, (quiet / mb, busy / mb)  # kept between group photos
+    assert busy - after > 60 * mb, (busy / mb, after / mb)  # given back once quiet
