@@ -2,7 +2,7 @@
 its FP32 weights and checked against them on the sample photos.
 
 The INT8 weights are never committed: this command makes them, the same bytes each time from the
-same FP32 file with the same onnxruntime. Its steps:
+same FP32 file with the same onnxruntime on the same kind of CPU. Its steps:
 
 1. **prepare**: the graph goes to ONNX opset 13 (per-channel QuantizeLinear / DequantizeLinear need
    it) and through onnxruntime's ``quant_pre_process`` (ONNX shape inference and graph optimisation;
@@ -12,9 +12,10 @@ same FP32 file with the same onnxruntime. Its steps:
    with variants that put faces at every stride (``calibration_images``): three photos alone leave
    a head without a single face of its scale, and the range of its output then cuts off every such
    face on other photos (docs/models.md, "A quantised detector");
-3. **quantize**: ``onnxruntime.quantization.quantize_static``, QDQ format, INT8 weights per output
-   channel, UINT8 activations, every node quantised (keeping the output heads in floating point
-   costs a third of the gain and is not needed once the calibration has faces at every scale);
+3. **quantize**: ``onnxruntime.quantization.quantize_static``, QDQ format, 8-bit weights per
+   output channel (INT8, or UINT8 on an x86 CPU without VNNI: ``signed_weights_are_exact``), UINT8
+   activations, every node quantised (keeping the output heads in floating point costs a third of
+   the gain and is not needed once the calibration has faces at every scale);
 4. **check**: both networks on every sample photo, decoded by the pipelines' own code
    (model_tools/sample_check.py): each face either one finds must be found by the other within
    ``TOLERANCES``; outside them nothing is installed (``--ignore-tolerances`` installs it anyway);
@@ -25,6 +26,7 @@ same FP32 file with the same onnxruntime. Its steps:
 from __future__ import annotations
 
 import argparse
+import platform
 import statistics
 import tempfile
 import time
@@ -258,13 +260,35 @@ def float_nodes(model) -> list[str]:
     return [node.name for node in model.graph.node if node.op_type == "Sigmoid" and node.output[0] in outputs]
 
 
-def quantize_graph(prepared: Path, target: Path, input_name: str, blobs: list[np.ndarray]) -> None:
+def signed_weights_are_exact(cpuinfo: str | None = None, machine: str | None = None) -> bool:
+    """Whether onnxruntime multiplies UINT8 activations by INT8 weights without saturating here.
+
+    On x86 without VNNI its kernels add pairs of u8 × s8 products in 16 bits (AVX2's
+    vpmaddubsw), which saturate: on such a CPU signed weights moved four of players.jpg's faces
+    (IoU 0.84–0.88) and invented two. VNNI adds them in 32 bits; ARM's dot products are exact.
+    """
+    machine = machine or platform.machine()
+    if machine.lower() not in ("x86_64", "amd64", "i686", "i386"):
+        return True
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
+                  if line.startswith("flags")), [])
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def quantize_graph(prepared: Path, target: Path, input_name: str, blobs: list[np.ndarray],
+                   signed_weights: bool) -> None:
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     quantize_static(str(prepared), str(target), _Calibration(input_name, blobs),
                     quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                    weight_type=QuantType.QInt8 if signed_weights else QuantType.QUInt8,
+                    calibrate_method=CalibrationMethod.MinMax,
                     nodes_to_exclude=float_nodes(onnx.load(str(prepared))),
                     extra_options={"CalibStridedMinMax": 1})
 
@@ -395,9 +419,12 @@ def make(source: str, name: str, repository: Path, samples: Path, folder: Path,
     if difference > sample_check.MAX_DIFFERENCE:
         raise Failed(f"the prepared FP32 graph differs from {source}'s by {difference:.3g}")
     target = folder / "model.onnx"
-    quantize_graph(prepared, target, input_name, blobs)
+    signed = signed_weights_are_exact()
+    quantize_graph(prepared, target, input_name, blobs, signed)
     lines.append(f"quantised in {time.perf_counter() - started:.1f} s, calibrated on {len(blobs)} images "
                  f"made from the {len(pictures)} photos in {samples.name}/")
+    lines.append("weights: INT8 (this CPU adds UINT8 × INT8 products exactly)" if signed else
+                 "weights: UINT8 (this CPU has no VNNI: onnxruntime's INT8-weight kernels would saturate)")
 
     served = mc.ModelConfig()
     text_format.Parse(text, served)

@@ -196,3 +196,17 @@ def test_the_command_refuses(repositories, capsys, argv, words):
     assert words in capsys.readouterr().out
     untouched = sorted(config.parent.name for config in REPOSITORY.glob("*/config.pbtxt"))
     assert sorted(folder.name for folder in leaves.iterdir()) == untouched
+
+
+AVX2_ONLY = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma bmi2\n"
+
+
+@pytest.mark.parametrize("cpuinfo, machine, signed", [
+    (AVX2_ONLY, "x86_64", False),  # u8 × s8 pairs would saturate in 16 bits
+    (AVX2_ONLY.replace("bmi2", "bmi2 avx512f avx512_vnni"), "x86_64", True),
+    (AVX2_ONLY.replace("bmi2", "bmi2 avx_vnni"), "x86_64", True),
+    ("processor\t: 0\n", "x86_64", False),  # no flags line: the safe choice
+    ("", "aarch64", True),  # ARM's dot products are exact
+])
+def test_signed_weights_only_where_the_cpu_multiplies_them_exactly(cpuinfo, machine, signed):
+    assert quantize.signed_weights_are_exact(cpuinfo, machine) is signed
