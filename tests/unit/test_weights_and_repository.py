@@ -108,8 +108,22 @@ def test_cpu_mode_keeps_the_dynamic_batcher_unless_the_config_says_off(repositor
     _set_cpu_batching(repository / "scrfd_500m", value)
     derived = cpu_repository.derive([repository], tmp_path / "out", log=quiet)
     config = cpu_repository.read_config(derived.path / "scrfd_500m")
-    assert config.dynamic_batching == cpu_repository.read_config(repository / "scrfd_500m").dynamic_batching
     assert config.HasField("dynamic_batching")
+    assert config.dynamic_batching.max_queue_delay_microseconds == 0
+
+
+def test_cpu_mode_never_waits_for_a_batch_to_fill(repository, tmp_path):
+    config = cpu_repository.read_config(repository / "scrfd_500m")
+    config.parameters[cpu_repository.CPU_BATCHING].string_value = "on"
+    config.dynamic_batching.max_queue_delay_microseconds = 2000
+    config.dynamic_batching.preferred_batch_size.append(4)
+    (repository / "scrfd_500m/config.pbtxt").write_text(text_format.MessageToString(config))
+    derived = cpu_repository.derive([repository], tmp_path / "out", log=quiet)
+    served = cpu_repository.read_config(derived.path / "scrfd_500m")
+    assert served.dynamic_batching.max_queue_delay_microseconds == 0
+    assert list(served.dynamic_batching.preferred_batch_size) == [4]  # the rest as configured
+    committed = cpu_repository.read_config(repository / "scrfd_500m")
+    assert committed.dynamic_batching.max_queue_delay_microseconds == 2000  # for the GPU
 
 
 def test_a_bad_cpu_batching_value_leaves_the_model_out_with_the_reason(repository, tmp_path):
