@@ -8,7 +8,7 @@ one onnxruntime call, so batching behaves as it does natively.
 
 onnxruntime's CPU arena keeps the largest working set a run ever needed, so
 after runs of more than SHRINK_ABOVE items it gives back what it does not use:
-at the end of the next small run, or after QUIET_S seconds without a run
+at the end of the next small run, or after SHRINK_WHEN_IDLE_S seconds without a run
 (triton_python/arena_policy.py). Runs of a few items (most photos) keep it warm.
 
 A lone request gets every core: with ``idle_threads`` above ``intra_op_threads`` the
@@ -27,7 +27,7 @@ import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
 from runtime.allocator import give_back_free_memory
-from triton_python.arena_policy import QUIET_S, SHRINK_ABOVE, ArenaPolicy
+from triton_python.arena_policy import SHRINK_ABOVE, SHRINK_WHEN_IDLE_S, ArenaPolicy
 from triton_python.busy_board import BusyBoard, board_path, instance_slot, remove_stale
 
 
@@ -51,11 +51,11 @@ class TritonPythonModel:
         self.batched = config.get("max_batch_size", 0) > 0
         self.shrink = ort.RunOptions()
         self.shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-        self.arena = ArenaPolicy(SHRINK_ABOVE, QUIET_S)
         self.stopping = threading.Event()
         # An item of zeros to shrink on when the model goes quiet; a model with a free
         # dimension has none, and shrinks right after each large run instead.
         self.one_item = _one_item(config["input"]) if self.batched else None
+        self.arena = ArenaPolicy(SHRINK_ABOVE, SHRINK_WHEN_IDLE_S, deferred=self.one_item is not None)
         if self.one_item is not None:
             threading.Thread(target=self._shrink_when_quiet, name="arena", daemon=True).start()
 
@@ -82,24 +82,19 @@ class TritonPythonModel:
 
     def _run(self, feed):
         items = len(feed[self.inputs[0]]) if self.batched else 1
-        shrink = items > SHRINK_ABOVE if self.one_item is None else self.arena.start(items)
-        run_options = self.shrink if shrink else None
+        shrink = self.arena.start(items)
+        alone = self.board is not None and self.board.claim()
         try:
-            if self.board is None:
-                return self.session.run(self.outputs, feed, run_options)
-            try:
-                alone = self.board.claim()
-                # (a run that shrinks the arena must be on the session whose arena grew)
-                session = self.idle_session if alone and items == 1 and not shrink else self.session
-                return session.run(self.outputs, feed, run_options)
-            finally:
-                self.board.release()
+            # (a run that shrinks the arena must be on the session whose arena grew)
+            session = self.idle_session if alone and items == 1 and not shrink else self.session
+            return session.run(self.outputs, feed, self.shrink if shrink else None)
         finally:
-            if self.one_item is not None:
-                self.arena.end()
+            if self.board is not None:
+                self.board.release()
+            self.arena.end()
 
     def _shrink_when_quiet(self):
-        while not self.stopping.wait(QUIET_S / 4):
+        while not self.stopping.wait(SHRINK_WHEN_IDLE_S / 4):
             if self.arena.quiet_shrink_due():
                 self.session.run(self.outputs, self.one_item, self.shrink)
                 give_back_free_memory()  # and the heap the large run left below the trim threshold

@@ -20,13 +20,18 @@ import time
 from collections.abc import Callable
 
 SHRINK_ABOVE = 4  # items in one run
-QUIET_S = 3.0  # a grown arena shrinks after this long without a run
+SHRINK_WHEN_IDLE_S = 3.0  # a grown arena shrinks after this long without a run
 
 
 class ArenaPolicy:
-    def __init__(self, shrink_above: int, quiet_s: float, clock: Callable[[], float] = time.monotonic):
+    """``deferred=False`` (a model that cannot make a one-item run: a free dimension) shrinks
+    at the end of every large run instead."""
+
+    def __init__(self, shrink_above: int, quiet_s: float, deferred: bool = True,
+                 clock: Callable[[], float] = time.monotonic):
         self.shrink_above = shrink_above
         self.quiet_s = quiet_s
+        self.deferred = deferred
         self.clock = clock
         self.grown = False  # a large run happened since the arena last shrank
         self.running = 0
@@ -38,8 +43,8 @@ class ArenaPolicy:
         with self.lock:
             self.running += 1
             if items > self.shrink_above:
-                self.grown = True
-                return False
+                self.grown = self.deferred
+                return not self.deferred
             shrink, self.grown = self.grown, False
             return shrink
 

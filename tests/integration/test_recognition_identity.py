@@ -22,7 +22,7 @@ from benchmarks import model_memory
 from tests.integration.conftest import SAMPLES, batch_counts
 from tests.reference.arcface_reference import ReferenceArcFace, align
 from tests.reference.scrfd_reference import ReferenceSCRFD, decode_image
-from triton_python.arena_policy import QUIET_S
+from triton_python.arena_policy import SHRINK_WHEN_IDLE_S
 
 MODELS = SAMPLES.parent / "model_repository"
 # The recommended match threshold for arcface_w600k_mbf (docs/api.md, measured by
@@ -193,15 +193,15 @@ def recognizer_pss(stack) -> int:
 def test_the_recognizer_keeps_its_arena_through_group_photos_and_gives_it_back_when_quiet(
         stack, client, photos):
     """A 22-face batch grows onnxruntime's arena; shrinking it after every such batch cost the
-    next one ~10 %, so the arena shrinks only once the recognizer is quiet (QUIET_S)."""
+    next one ~10 %, so the arena shrinks only once the recognizer is quiet (SHRINK_WHEN_IDLE_S)."""
     body = {"image": b64(photos["players.jpg"]), "maxResults": 128}
-    time.sleep(QUIET_S + 1.5)  # whatever earlier tests left has been given back
+    time.sleep(SHRINK_WHEN_IDLE_S + 1.5)  # whatever earlier tests left has been given back
     quiet = recognizer_pss(stack)
     for _ in range(4):  # both instances run group photos, one after the other
         response = client.post("/v1/multi-embeddings", json=body)
         assert response.status_code == 200 and len(response.json()["embeddings_info_list"]) == 22
     busy = recognizer_pss(stack)
-    time.sleep(QUIET_S + 1.5)
+    time.sleep(SHRINK_WHEN_IDLE_S + 1.5)
     after = recognizer_pss(stack)
     mb = 1 << 20
     assert busy - quiet > 60 * mb, (quiet / mb, busy / mb)  # kept between group photos

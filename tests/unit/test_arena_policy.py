@@ -54,3 +54,11 @@ def test_no_quiet_shrink_while_a_run_is_in_progress():
     assert not policy.quiet_shrink_due()  # quiet counts from the end of the run
     clock.now += 3
     assert policy.quiet_shrink_due()
+
+
+def test_without_a_one_item_run_every_large_run_shrinks():
+    clock = Clock()
+    policy = ArenaPolicy(shrink_above=4, quiet_s=3, deferred=False, clock=clock)
+    assert [run(policy, n) for n in (22, 8, 1, 4)] == [True, True, False, False]
+    clock.now += 60
+    assert not policy.quiet_shrink_due()
