@@ -96,6 +96,9 @@ class Settings(BaseSettings):
         0, ge=0, le=256, description="CPU mode: onnxruntime threads of a one-item run while its model is "
                                      "quiet (no other instance running or just finished; 0 = one per "
                                      "core; at most onnx_threads turns it off)")
+    cpu_fused_pipelines: bool = Field(
+        True, description="CPU mode: run each detect/mask ensemble's steps in one Triton model "
+                          "(one process per photo instead of three or four; false serves the ensembles)")
 
     # --- input limits ---
     max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0, description="larger uploads get 413")

@@ -4,7 +4,9 @@ Finds the running embedded Triton (its state file, runtime/server_state.py; with
 several, FACE_API_TRITON_HTTP_PORT says which), derives its CPU repository again
 in place (new or changed weights and configs, pipelines added since it started),
 then asks Triton's repository API to load the named models again: by default
-every model loaded now; for a pipeline, the models it calls too, loaded first.
+every model loaded now; for a pipeline, the models it calls too, loaded first;
+and every other loaded model whose derived folder changed with them (a fused CPU
+pipeline that runs the same detector).
 A named model that has left the repositories is unloaded. Nothing is swapped in
 when a named model cannot be served (its weights do not match its config, say):
 the command says why and exits non-zero, and Triton keeps serving what it served.
@@ -23,6 +25,12 @@ from runtime.repository_api import Refused, RepositoryApi
 from runtime.selection import SelectionError, closure
 
 STATE_DIR = RUN / "triton"
+
+
+def _entry(repository: Path, name: str) -> str | None:
+    """Where the derived repository's entry ``name`` points (None: no such entry)."""
+    link = repository / name
+    return os.readlink(link) if link.is_symlink() else None
 
 
 def _port_from_environment() -> int | None:
@@ -59,22 +67,29 @@ def _reload(state: server_state.ServerState, api: RepositoryApi, names: list[str
         log(f"error: no model named {', '.join(unknown)} in {', '.join(state.sources)}")
         return 1
     try:
-        wanted = closure(configs, [n for n in asked if n in configs])
+        wanted = closure(configs, [n for n in asked if n in configs])  # to check and derive
+        tuning = cpu_repository.OnnxTuning(**state.onnx_tuning)
+        to_load = closure(configs, [n for n in asked if n in configs], fused=tuning.fuse_pipelines)
     except SelectionError as error:
         log(f"error: {error}")
         return 1
 
-    prepared = cpu_repository.prepare(sources, Path(state.repository),
-                                      cpu_repository.OnnxTuning(**state.onnx_tuning), checked=wanted)
+    prepared = cpu_repository.prepare(sources, Path(state.repository), tuning, checked=wanted)
     refused = {m: prepared.skipped.get(m, "unknown model") for m in wanted if m not in prepared.served}
     if refused:
         for name, reason in refused.items():
             log(f"error: {name} cannot be served: {reason}")
         log("nothing was changed; Triton serves what it served")
         return 1
+    repository = Path(state.repository)
+    before = {name: _entry(repository, name) for name in loaded}
     cpu_repository.publish(prepared)
+    # A loaded model that runs a changed model inside it (a fused pipeline of the same
+    # detector, say) is loaded again too, as its steps would be shared in an ensemble.
+    to_load += [name for name in loaded if name in prepared.served and name not in to_load
+                and _entry(repository, name) != before[name]]
 
-    for name in wanted:
+    for name in to_load:
         log(f"loading {name} …")
         try:
             api.load(name)
@@ -90,5 +105,5 @@ def _reload(state: server_state.ServerState, api: RepositoryApi, names: list[str
             return 1
     state.loaded = api.ready()
     server_state.write(server_state.path_for(state_dir, state.grpc_port), state)
-    log(f"loaded {len(wanted)} models; Triton serves {len(state.loaded)}: {', '.join(state.loaded)}")
+    log(f"loaded {len(to_load)} models; Triton serves {len(state.loaded)}: {', '.join(state.loaded)}")
     return 0

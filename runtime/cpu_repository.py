@@ -13,7 +13,12 @@ this module writes a derived copy under .run/ in which:
   to fill (its queue delay becomes 0); one whose config sets `cpu_mode_idle_threads`
   to "on" runs a lone request on FACE_API_ONNX_IDLE_THREADS threads while the
   model is quiet (runtime/onnx_runner.py);
-* Python-backend models and ensembles are linked unchanged;
+* an ensemble whose steps are all single models (every detect and mask pipeline)
+  is served as one Python-backend model that runs those steps in one process
+  (runtime/pipeline_runner.py), so a photo is not copied between three or four
+  stub processes; FACE_API_CPU_FUSED_PIPELINES=false serves the ensembles as they
+  are (OnnxTuning.fuse_pipelines);
+* other Python-backend models and ensembles are linked unchanged;
 * a model whose weight file is absent or does not match its config is left
   out with a reason, and so is every ensemble that needs it, so one missing
   optional model (scrfd_10g, say) never stops the server from starting.
@@ -39,23 +44,26 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from google.protobuf import text_format
+from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from runtime import weights
 from runtime.paths import ROOT
 
 ONNX_RUNNER = Path(__file__).resolve().parent / "onnx_runner.py"
+PIPELINE_RUNNER = Path(__file__).resolve().parent / "pipeline_runner.py"
 
 
 @dataclass(frozen=True)
 class OnnxTuning:
-    """How ONNX models run in CPU mode: instances (processes) x onnxruntime threads each."""
+    """How ONNX models run in CPU mode: instances (processes) x onnxruntime threads each,
+    and whether an ensemble of single models runs in one process."""
 
     instances: int = 1
     threads: int = 0  # 0 = one per core
     spinning: bool = False  # spin-waiting threads: lower latency, but they steal CPU
     idle_threads: int = 0  # threads of a run while the model is quiet (0 = as threads)
+    fuse_pipelines: bool = False  # serve fusable ensembles through pipeline_runner.py
 
 
 @dataclass
@@ -127,6 +135,18 @@ def mismatches(config: mc.ModelConfig, weight: Path) -> list[str]:
                 problems.append(f"{kind} '{tensor.name}' has shape {found.shape} in the graph, "
                                 f"config says {dims}")
     return problems
+
+
+def is_pipeline(config: mc.ModelConfig) -> bool:
+    """An ensemble or a BLS model (one that names the models it calls in ``bls_models``)."""
+    return config.platform == "ensemble" or "bls_models" in config.parameters
+
+
+def fusable(config: mc.ModelConfig, configs: dict[str, tuple[Path, mc.ModelConfig]]) -> bool:
+    """Whether CPU mode may run the ensemble ``config`` in one process: every step is a
+    single model (not a pipeline itself) that the repositories have."""
+    steps = pipeline_models(config) if config.platform == "ensemble" else []
+    return bool(steps) and all(s in configs and not is_pipeline(configs[s][1]) for s in steps)
 
 
 def pipeline_models(config: mc.ModelConfig) -> list[str]:
@@ -224,8 +244,9 @@ def prepare(sources: list[Path], target: Path, tuning: OnnxTuning = OnnxTuning()
     result = DerivedRepository(target)
     pipelines: dict[str, tuple[Path, mc.ModelConfig]] = {}
     onnx_models: dict[str, tuple[Path, mc.ModelConfig, str, Path, bool]] = {}
-    for name, (model_dir, config) in read_configs(sources).items():
-        if config.platform == "ensemble" or "bls_models" in config.parameters:
+    configs = read_configs(sources)
+    for name, (model_dir, config) in configs.items():
+        if is_pipeline(config):
             pipelines[name] = (model_dir, config)
         elif is_onnx(config):
             found = _onnx_file(model_dir, config, checked is None or name in checked)
@@ -257,6 +278,9 @@ def prepare(sources: list[Path], target: Path, tuning: OnnxTuning = OnnxTuning()
             missing = [m for m in needed if m not in result.served]
             if not missing:
                 result.entries[name] = model_dir.resolve()
+                if tuning.fuse_pipelines and fusable(config, configs):
+                    result.entries[name] = _fused_pipeline(config, result.entries, store_of(target),
+                                                           _instance_offset(name, configs, tuning))
                 result.served.append(name)
             elif all(m in result.skipped or m not in pending for m in missing):
                 result.skipped[name] = f"needs {', '.join(missing)}, which is not served"
@@ -336,6 +360,59 @@ def _wrapped_onnx(config: mc.ModelConfig, version: str, weight: Path, batching: 
         (partial / "config.pbtxt").write_text(text)
         (partial / version / "model.py").symlink_to(ONNX_RUNNER)
         (partial / version / weight.name).symlink_to(resolved)
+        os.replace(partial, out)
+    return out
+
+
+def _instance_offset(name: str, configs: dict[str, tuple[Path, mc.ModelConfig]],
+                     tuning: OnnxTuning) -> int:
+    """Where the busy-board slots of this fused pipeline's steps start: after those of the
+    models' own instances, apart from every other fused pipeline's (busy_board.SLOTS)."""
+    fused = sorted(n for n, (_, c) in configs.items() if fusable(c, configs))
+    width = max(tuning.instances, max((g.count for _, c in configs.values() for g in c.instance_group),
+                                      default=1))
+    return (fused.index(name) + 1) * width
+
+
+def _fused_pipeline(config: mc.ModelConfig, entries: dict[str, Path], store: Path,
+                    instance_offset: int) -> Path:
+    """The folder serving the ensemble ``config`` through pipeline_runner.py: a Python model
+    with the ensemble's inputs, outputs and parameters, and its steps in steps.json."""
+    steps, counts, batching = [], [1], False
+    for step in config.ensemble_scheduling.step:
+        folder = entries[step.model_name]
+        step_config = read_config(folder)
+        version = max((d.name for d in folder.iterdir() if d.is_dir() and d.name.isdigit()
+                       and (d / "model.py").exists()), key=int)
+        steps.append({
+            "model": step.model_name, "folder": str(folder), "version": version,
+            "config": json_format.MessageToDict(step_config, preserving_proto_field_name=True),
+            "input_map": dict(step.input_map), "output_map": dict(step.output_map),
+        })
+        counts += [g.count for g in step_config.instance_group]
+        batching = batching or step_config.HasField("dynamic_batching")
+    derived = mc.ModelConfig()
+    derived.CopyFrom(config)
+    derived.platform = ""
+    derived.backend = "python"
+    derived.ClearField("ensemble_scheduling")
+    if batching:  # a step gains from batches (an INT8 detector, say): let requests merge
+        derived.dynamic_batching.max_queue_delay_microseconds = 0
+    del derived.instance_group[:]
+    derived.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=max(counts))
+    derived.parameters["fused_models"].string_value = ",".join(s["model"] for s in steps)
+    derived.parameters["step_instance_offset"].string_value = str(instance_offset)
+    text = text_format.MessageToString(derived)
+    steps_text = json.dumps(steps, indent=1, sort_keys=True)
+    digest = hashlib.sha256("\n".join([text, steps_text]).encode()).hexdigest()[:16]
+    out = store / f"{config.name}@{digest}"
+    if not out.is_dir():
+        partial = store / f".{out.name}.{os.getpid()}"
+        shutil.rmtree(partial, ignore_errors=True)
+        (partial / "1").mkdir(parents=True)
+        (partial / "config.pbtxt").write_text(text)
+        (partial / "steps.json").write_text(steps_text)
+        (partial / "1" / "model.py").symlink_to(PIPELINE_RUNNER)
         os.replace(partial, out)
     return out
 

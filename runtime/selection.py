@@ -21,7 +21,7 @@ from pathlib import Path
 from tritonclient.grpc import model_config_pb2 as mc
 
 from frontend.inference.catalog import CatalogError, Pipeline, pipeline_from_parameters, select
-from runtime.cpu_repository import pipeline_models
+from runtime.cpu_repository import fusable, is_pipeline, pipeline_models
 
 LOAD_VARIABLE = "FACE_API_TRITON_LOAD"
 EVERYTHING = "all"
@@ -71,8 +71,10 @@ def selected_pipelines(configs: Configs, detector: str, recognizer: str, log=pri
     return list(dict.fromkeys(names))
 
 
-def closure(configs: Configs, roots: Iterable[str]) -> list[str]:
-    """``roots`` and every model they call, recursively; each model after the models it calls."""
+def closure(configs: Configs, roots: Iterable[str], fused: bool = False) -> list[str]:
+    """``roots`` and every model they call, recursively; each model after the models it calls.
+    ``fused``: an ensemble that CPU mode runs in one process (cpu_repository.fusable) calls
+    nothing, since its steps run inside it."""
     order: list[str] = []
     visiting: set[str] = set()
 
@@ -82,7 +84,7 @@ def closure(configs: Configs, roots: Iterable[str]) -> list[str]:
         visiting.add(name)
         if name in configs:
             _, config = configs[name]
-            if config.platform == "ensemble" or "bls_models" in config.parameters:
+            if is_pipeline(config) and not (fused and fusable(config, configs)):
                 for called in pipeline_models(config):
                     visit(called)
         visiting.discard(name)

@@ -92,7 +92,8 @@ def serve(port: int | None = None, workers: int | None = None, frontend: bool = 
                             metrics_port=settings.triton_metrics_port,
                             onnx_tuning=OnnxTuning(settings.onnx_instances, settings.onnx_threads,
                                                    settings.onnx_spinning,
-                                                   settings.onnx_idle_threads or usable_cores()),
+                                                   settings.onnx_idle_threads or usable_cores(),
+                                                   settings.cpu_fused_pipelines),
                             sources=model_sources(),
                             plan=LoadPlan.from_environment(settings.detector, settings.recognizer),
                             log=say)

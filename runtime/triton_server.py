@@ -91,7 +91,8 @@ class EmbeddedTriton:
         configs = cpu_repository.read_configs(self.sources)
         try:
             required = self.plan.roots(configs, self.log)
-            wanted = selection.closure(configs, required)
+            wanted = selection.closure(configs, required)  # what must be servable (and checked)
+            to_load = selection.closure(configs, required, fused=self.onnx_tuning.fuse_pipelines)
         except selection.SelectionError as error:
             raise RuntimeError(str(error)) from None
         self.log("deriving the CPU model repository …")
@@ -103,7 +104,7 @@ class EmbeddedTriton:
         if missing:
             reasons = "; ".join(f"{m}: {self.repository.skipped.get(m, 'unknown model')}" for m in missing)
             raise RuntimeError(f"required models cannot be served: {reasons}")
-        self.loaded = list(self.repository.served) if self.plan.everything else wanted
+        self.loaded = list(self.repository.served) if self.plan.everything else to_load
         backends = prepare_backends(self.run_dir / "backends")
         log_path = self.run_dir / f"tritonserver-{self.grpc_port}.log"
         command = [

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tritonclient.grpc import model_config_pb2 as mc
 
 from runtime import cpu_repository, server_state
 from runtime.paths import ENSEMBLES, MODEL_REPOSITORY, model_sources
@@ -46,6 +47,26 @@ def test_the_closure_puts_each_model_after_what_it_calls():
     assert {"arcface_w600k_mbf", "detect_scrfd_500m", "scrfd_500m", "face_mask"} <= set(order)
     assert not {"yunet_2023mar", "sface_2021dec", "detect_yunet_2023mar"} & set(order)
     assert len(order) == len(set(order))
+
+
+def test_a_fused_pipeline_loads_without_its_steps():
+    unfused = closure(CONFIGS, ["recognize_arcface_w600k_mbf", "mask_scrfd_500m"])
+    fused = closure(CONFIGS, ["recognize_arcface_w600k_mbf", "mask_scrfd_500m"], fused=True)
+    # detect and mask run their steps inside; recognize (a BLS model) still calls its models
+    assert fused == ["detect_scrfd_500m", "face_align", "arcface_w600k_mbf",
+                     "recognize_arcface_w600k_mbf", "mask_scrfd_500m"]
+    assert {"face_letterbox", "scrfd_500m", "scrfd_postprocess", "face_mask"} <= set(unfused) - set(fused)
+
+
+def test_only_an_ensemble_of_single_models_is_fusable():
+    assert cpu_repository.fusable(CONFIGS["detect_scrfd_500m"][1], CONFIGS)
+    assert cpu_repository.fusable(CONFIGS["mask_yunet_2023mar"][1], CONFIGS)
+    assert not cpu_repository.fusable(CONFIGS["recognize_arcface_w600k_mbf"][1], CONFIGS)  # BLS
+    assert not cpu_repository.fusable(CONFIGS["scrfd_500m"][1], CONFIGS)  # a single model
+    nested = mc.ModelConfig()
+    nested.CopyFrom(CONFIGS["detect_scrfd_500m"][1])
+    nested.ensemble_scheduling.step[0].model_name = "mask_scrfd_500m"  # a step that is a pipeline
+    assert not cpu_repository.fusable(nested, CONFIGS)
 
 
 def test_a_name_that_is_not_in_the_repositories_is_refused():

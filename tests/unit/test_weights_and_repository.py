@@ -6,6 +6,7 @@ weights in model_repository/: no Triton, no network.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -88,6 +89,57 @@ def test_derive_wraps_onnx_models_and_links_the_rest(repository, tmp_path):
     assert [(g.kind, g.count) for g in config.instance_group] == [(mc.ModelInstanceGroup.KIND_CPU, 3)]
     assert (derived.path / "scrfd_500m/1/model.py").resolve() == cpu_repository.ONNX_RUNNER
     assert (derived.path / "face_letterbox").resolve() == (repository / "face_letterbox").resolve()
+
+
+def test_cpu_mode_runs_each_ensemble_of_single_models_in_one_process(repository, tmp_path):
+    tuning = cpu_repository.OnnxTuning(2, 1, fuse_pipelines=True)
+    derived = cpu_repository.derive([repository], tmp_path / "out", tuning, log=quiet)
+    ensemble = cpu_repository.read_config(repository / "mask_scrfd_500m")
+    fused = cpu_repository.read_config(derived.path / "mask_scrfd_500m")
+    assert (derived.path / "mask_scrfd_500m/1/model.py").resolve() == cpu_repository.PIPELINE_RUNNER
+    assert fused.backend == "python" and fused.platform == "" and not fused.HasField("ensemble_scheduling")
+    assert fused.max_batch_size == ensemble.max_batch_size
+    assert fused.input == ensemble.input and fused.output == ensemble.output  # the same contract
+    for key in ("kind", "detector", "detect_pipeline", "licence"):  # what the frontend reads
+        assert fused.parameters[key] == ensemble.parameters[key]
+    assert fused.parameters["fused_models"].string_value == \
+        "face_letterbox,scrfd_500m,scrfd_postprocess,face_mask"
+    assert not fused.HasField("dynamic_batching")  # no step keeps a batcher in CPU mode
+    assert [(g.kind, g.count) for g in fused.instance_group] == [(mc.ModelInstanceGroup.KIND_CPU, 2)]
+
+    steps = json.loads((derived.path / "mask_scrfd_500m/steps.json").read_text())
+    assert [s["model"] for s in steps] == ["face_letterbox", "scrfd_500m", "scrfd_postprocess", "face_mask"]
+    for step, scheduled in zip(steps, ensemble.ensemble_scheduling.step):
+        assert step["input_map"] == dict(scheduled.input_map)
+        assert step["output_map"] == dict(scheduled.output_map)
+        assert Path(step["folder"]) == (derived.path / step["model"]).resolve()
+        assert (Path(step["folder"]) / step["version"] / "model.py").is_file()
+        assert step["config"]["name"] == step["model"]
+    detector = steps[1]["config"]
+    assert detector["backend"] == "python"
+    assert detector["parameters"]["onnx_file"] == {"string_value": "model.onnx"}
+    assert detector["input"][0]["dims"] == ["3", "640", "640"]  # as Triton passes a config: int64 as text
+
+    # The steps stay servable on their own (a test may load them by name); the two fused
+    # pipelines' steps keep busy-board slots apart from each other and from the models' own.
+    assert {"face_letterbox", "scrfd_500m", "scrfd_postprocess", "face_mask"} <= set(derived.served)
+    offsets = {name: int(cpu_repository.read_config(derived.path / name).parameters["step_instance_offset"]
+                         .string_value) for name in ("detect_scrfd_500m", "mask_scrfd_500m")}
+    assert sorted(offsets.values()) == [2, 4]
+
+
+def test_a_step_that_batches_lets_its_fused_pipeline_batch(repository, tmp_path):
+    _set_cpu_batching(repository / "scrfd_500m", "on")
+    tuning = cpu_repository.OnnxTuning(2, 1, fuse_pipelines=True)
+    derived = cpu_repository.derive([repository], tmp_path / "out", tuning, log=quiet)
+    fused = cpu_repository.read_config(derived.path / "detect_scrfd_500m")
+    assert fused.HasField("dynamic_batching") and fused.dynamic_batching.max_queue_delay_microseconds == 0
+
+
+def test_without_fusing_the_ensembles_are_served_as_they_are(repository, tmp_path):
+    tuning = cpu_repository.OnnxTuning(2, 1)
+    derived = cpu_repository.derive([repository], tmp_path / "out", tuning, log=quiet)
+    assert (derived.path / "detect_scrfd_500m").resolve() == (repository / "detect_scrfd_500m").resolve()
 
 
 def _set_parameter(model_dir: Path, key: str, value: str | None) -> None:
