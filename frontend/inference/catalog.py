@@ -13,6 +13,10 @@ config.pbtxt, so nothing here derives a model name from a naming convention:
 * recognize pipelines: ``recognizer`` (the embedding network), ``embedding_size``
   and ``detect_pipeline`` (the detect pipeline of the same detector).
 
+In the embedded CPU mode a detect or mask pipeline runs its steps inside one Triton
+model (runtime/pipeline_runner.py), which adds ``fused_models``: the models it runs
+in its own process, which Triton then does not load on their own.
+
 This module holds the pure part (parsing, choosing, deciding what a missing
 pipeline means); reading the parameters from Triton is served.py's job.
 """
@@ -46,6 +50,7 @@ class Pipeline:
     detect_pipeline: str | None = None  # mask and recognize pipelines
     recognizer: str | None = None  # recognize pipelines
     embedding_size: int | None = None  # recognize pipelines
+    fused_models: tuple[str, ...] = ()  # models it runs in its own process (CPU mode)
 
 
 def pipeline_from_parameters(name: str, parameters: Mapping[str, str]) -> Pipeline | None:
@@ -86,6 +91,7 @@ def pipeline_from_parameters(name: str, parameters: Mapping[str, str]) -> Pipeli
         detect_pipeline=required("detect_pipeline") if kind in ("mask", "recognize") else None,
         recognizer=required("recognizer") if kind == "recognize" else None,
         embedding_size=embedding_size,
+        fused_models=tuple(m.strip() for m in parameters.get("fused_models", "").split(",") if m.strip()),
     )
 
 

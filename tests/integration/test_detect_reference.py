@@ -87,17 +87,22 @@ def test_jpeg_path_matches_the_reference(client, reference, name):
 
 def test_concurrent_requests_match_the_reference_one_photo_per_detector_run(client, stack, reference):
     """Concurrent photos give each its own faces, and in CPU mode the detector runs them one
-    at a time (its config turns the dynamic batcher off there: batches cost more per photo)."""
+    at a time (its config turns the dynamic batcher off there: batches cost more per photo).
+    The default stack runs the detector inside the detect pipeline's own model
+    (test_fused_pipelines.py checks the unfused ensemble's detector the same way)."""
     import tritonclient.grpc as grpcclient
 
     triton = grpcclient.InferenceServerClient(f"127.0.0.1:{stack.triton_grpc}")
-    assert not triton.get_model_config("scrfd_500m").config.HasField("dynamic_batching")
+    runner = "detect_scrfd_500m"
+    config = triton.get_model_config(runner).config
+    assert "scrfd_500m" in config.parameters["fused_models"].string_value.split(",")
+    assert not config.HasField("dynamic_batching")
 
     names = sorted(PHOTO_FACES) * 4
-    before = batch_counts(triton, "scrfd_500m")
+    before = batch_counts(triton, runner)
     with ThreadPoolExecutor(8) as pool:
         responses = list(pool.map(lambda name: detect(client, sample(name).read_bytes()), names))
-    after = batch_counts(triton, "scrfd_500m")
+    after = batch_counts(triton, runner)
     for name, response in zip(names, responses):
         assert response.status_code == 200, response.text
         expected = reference.detect(decode_image(sample(name)))

@@ -12,7 +12,8 @@ never written), from the shipped FP32 weights. Then:
   (docs/models.md, "A quantised detector");
 * a stack serving the copy with FACE_API_DETECTOR=scrfd_500m_int8: /api/v1/detect answers what the
   in-process INT8 network finds (1 px, 1e-3), hence the FP32 faces within the same tolerances, and
-  Triton's statistics show that the INT8 network, not the FP32 one, ran.
+  Triton's statistics show that the INT8 detect pipeline, not the FP32 one, ran (CPU mode runs each
+  network inside its pipeline's model).
 """
 
 from __future__ import annotations
@@ -154,8 +155,12 @@ def service_faces(body: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_the_api_detects_with_the_int8_network(stack, networks, photos):
     triton = grpcclient.InferenceServerClient(f"127.0.0.1:{stack.triton_grpc}")
-    assert triton.get_model_config(INT8).config.HasField("dynamic_batching")  # kept in CPU mode
-    before = {model: sum(batch_counts(triton, model).values()) for model in (SOURCE, INT8)}
+    # CPU mode runs each detector inside its detect pipeline's model (runtime/pipeline_runner.py)
+    runners = (f"detect_{SOURCE}", f"detect_{INT8}")
+    config = triton.get_model_config(runners[1]).config
+    assert INT8 in config.parameters["fused_models"].string_value.split(",")
+    assert config.HasField("dynamic_batching")  # the INT8 network keeps its batcher in CPU mode
+    before = {model: sum(batch_counts(triton, model).values()) for model in runners}
     with httpx.Client(base_url=stack.url, timeout=120) as http:
         for photo, rgb in photos.items():
             response = http.post("/api/v1/detect", files={"image": (photo, (SAMPLES / photo).read_bytes())})
@@ -178,9 +183,9 @@ def test_the_api_detects_with_the_int8_network(stack, networks, photos):
             np.testing.assert_allclose(served[2][theirs], expected.landmarks[mine], atol=1.0)
             found = agreement(photo, faces(networks["fp32"].detect(rgb, BELOW)), served, THRESHOLD)
             assert found.problems == [] and found.reference == found.found == PHOTO_FACES[photo], found.line()
-    after = {model: sum(batch_counts(triton, model).values()) for model in (SOURCE, INT8)}
+    after = {model: sum(batch_counts(triton, model).values()) for model in runners}
     triton.close()
-    assert after[INT8] > before[INT8] and after[SOURCE] == before[SOURCE], (before, after)
+    assert after[runners[1]] > before[runners[1]] and after[runners[0]] == before[runners[0]], (before, after)
 
 
 def test_the_real_repositories_are_untouched(made):

@@ -48,8 +48,9 @@ def test_load_curve_writes_the_report_table_and_plot(stack, api_key, tmp_path):
     assert [step["users"] for step in report["steps"]] == [1, 2]
     assert all(step["throughput"] > 0 and step["failures"] == 0 for step in report["steps"])
     assert report["knee"]["users"] in (1, 2)
-    # The stack runs here, so the CPU of its processes is counted: the detector works.
-    assert report["steps"][-1]["cpu_cores"].get("stub scrfd_500m", 0) > 0
+    # The stack runs here, so the CPU of its processes is counted: the detector works (in CPU
+    # mode inside the detect pipeline's model).
+    assert report["steps"][-1]["cpu_cores"].get("stub detect_scrfd_500m", 0) > 0
     rows = TABLE_ROW.findall((tmp_path / "report.md").read_text())
     assert [int(users) for users, _, _ in rows] == [1, 2]
     assert all(float(throughput) > 0 for _, _, throughput in rows)

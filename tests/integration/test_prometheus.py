@@ -109,10 +109,11 @@ def triton_metric(stack, name: str, model: str) -> float:
 
 
 def test_triton_queue_time_is_scraped(prometheus, stack, load):
+    # (CPU mode runs the detector inside the detect pipeline's model, so that model queues)
     assert triton_metric(stack, "nv_inference_request_success", "detect_scrfd_500m") >= len(load[0])
-    detector = '{model="scrfd_500m"}'
+    detector = '{model="detect_scrfd_500m"}'
     for name in ("nv_inference_request_success", "nv_inference_queue_duration_us"):
-        direct, expr = triton_metric(stack, name, "scrfd_500m"), f"sum({name}{detector})"
+        direct, expr = triton_metric(stack, name, "detect_scrfd_500m"), f"sum({name}{detector})"
         wait_until(lambda expr=expr, direct=direct: prometheus.value(expr) == direct,
                    what=f"{expr} == {direct}")
     # The alert's figure: average queue time per request over the load, in ms.

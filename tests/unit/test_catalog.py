@@ -65,6 +65,9 @@ def test_declarations_are_parsed():
     assert pipeline_from_parameters("find_b", DETECT_B).mask_pipeline is None
     assert pipeline_from_parameters("find_b", DETECT_B).landmarks is False
     assert pipeline_from_parameters("det_a", LEAF) is None and pipeline_from_parameters("align", {}) is None
+    assert detect.fused_models == ()  # an ensemble as committed
+    fused = pipeline_from_parameters("find_a", {**DETECT, "fused_models": "prep, det_a,post,"})
+    assert fused.fused_models == ("prep", "det_a", "post")  # as CPU mode serves it
 
 
 @pytest.mark.parametrize(("change", "words"), [

@@ -23,17 +23,32 @@ async def health(service: Recognition) -> schema.RecognitionHealth:
                                     detector=pipeline.detector if pipeline else None, model_loaded=ready)
 
 
+async def _ready_models(service: Recognition) -> tuple[dict[str, str], dict[str, str]]:
+    """The models Triton has ready (name -> version), and the models that run inside a ready
+    pipeline of the selection rather than on their own (name -> that pipeline: CPU mode)."""
+    ready = await service.triton.ready_models()
+    selection = service.catalog.selection
+    inside = {model: pipeline.name
+              for pipeline in (selection.detect, selection.mask, selection.recognize,
+                               selection.recognize_detect)
+              if pipeline is not None and pipeline.name in ready
+              for model in pipeline.fused_models if model not in ready}
+    return ready, inside
+
+
 async def server_info(service: Recognition) -> schema.ServerInfo:
     pipeline = service.catalog.recognize()
     metadata = await service.triton.server_metadata()
-    ready = await service.triton.ready_models()
+    ready, inside = await _ready_models(service)
     models = []
     for name, role in ((pipeline.detect_pipeline, "detect_pipeline"), (pipeline.detector, "detector"),
                        (pipeline.name, "recognize_pipeline"), (pipeline.recognizer, "recognizer")):
-        config = await service.triton.model_config(name) if name in ready else None
+        # A model run inside its pipeline is as ready as that pipeline, and runs as it does.
+        served_as = inside.get(name, name)
+        config = await service.triton.model_config(served_as) if served_as in ready else None
         platform = (config.get("platform") or config.get("backend")) if config else None
-        models.append(schema.ServedModel(name=name, role=role, ready=name in ready,
-                                         version=ready.get(name) or None, platform=platform or None))
+        models.append(schema.ServedModel(name=name, role=role, ready=served_as in ready,
+                                         version=ready.get(served_as) or None, platform=platform or None))
     return schema.ServerInfo(
         service="face-api", version=__version__,
         triton=schema.TritonInfo(name=str(metadata.get("name", "")),
@@ -43,15 +58,21 @@ async def server_info(service: Recognition) -> schema.ServerInfo:
 
 async def model_info(service: Recognition) -> schema.ModelInfo:
     pipeline = service.catalog.recognize()
+    ready, inside = await _ready_models(service)
     return schema.ModelInfo(
         detector=pipeline.detector, recognizer=pipeline.recognizer, pipeline=pipeline.name,
         detect_pipeline=pipeline.detect_pipeline, embedding_size=pipeline.embedding_size,
-        feature_version=service.version, models=sorted(await service.triton.ready_models()))
+        feature_version=service.version, models=sorted({*ready, *inside}))
 
 
 async def describe(service: Recognition, model_name: str) -> schema.ModelDescription:
     config = await service.triton.model_config(model_name)
     if config is None:
+        _, inside = await _ready_models(service)
+        if model_name in inside:
+            raise ApiError(404, f"model {model_name!r} runs inside the pipeline {inside[model_name]!r} "
+                                "(CPU mode), so Triton holds no config of its own for it; "
+                                f"describe {inside[model_name]!r} instead")
         raise ApiError(404, f"unknown model {model_name!r}: Triton has no model of that name")
     pipeline = service.catalog.selection.recognize
     return describe_model(config, pipeline.recognizer if pipeline else service.settings.recognizer)
