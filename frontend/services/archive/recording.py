@@ -151,18 +151,22 @@ class Recorder:
         sha = hashlib.sha256(upload.data).hexdigest()
         _, content_type = original_type(upload.format)
         with _stage("database unavailable"):
-            row = await self.database.fetch_one(sa.select(images.c.object_key).where(images.c.sha256 == sha))
+            row = await self.database.fetch_one(
+                sa.select(images.c.id, images.c.object_key).where(images.c.sha256 == sha))
         key = row["object_key"] if row is not None else original_key(sha, upload.format)
         stored = False
         with _stage("object storage unavailable"):
             if row is None or not await self.objects.exists(key):
                 await self.objects.put(key, upload.data, content_type)
                 stored = True
-        with _stage("database unavailable"):
-            image_id, created = await self._insert_or_get_image(sha, key, content_type, upload)
-        if created and not stored:  # the row we saw was deleted meanwhile, its object with it
-            with _stage("object storage unavailable"):
-                await self.objects.put(key, upload.data, content_type)
+        if row is not None and not stored:
+            image_id = row["id"]  # seen before, its object in place: nothing to write for it
+        else:
+            with _stage("database unavailable"):
+                image_id, created = await self._insert_or_get_image(sha, key, content_type, upload)
+            if created and not stored:  # the row we saw was deleted meanwhile, its object with it
+                with _stage("object storage unavailable"):
+                    await self.objects.put(key, upload.data, content_type)
         job_id = str(uuid.uuid4())
         processed = size = processed_type = None
         if job.processed is not None and job.processed_format is not None:
