@@ -66,22 +66,23 @@ def _reload(state: server_state.ServerState, api: RepositoryApi, names: list[str
     if unknown:
         log(f"error: no model named {', '.join(unknown)} in {', '.join(state.sources)}")
         return 1
+    tuning = cpu_repository.OnnxTuning(**state.onnx_tuning)
+    roots = [n for n in asked if n in configs]
     try:
-        wanted = closure(configs, [n for n in asked if n in configs])  # to check and derive
-        tuning = cpu_repository.OnnxTuning(**state.onnx_tuning)
-        to_load = closure(configs, [n for n in asked if n in configs], fused=tuning.fuse_pipelines)
+        wanted = closure(configs, roots)  # to check and derive
+        to_load = closure(configs, roots, fused=tuning.fuse_pipelines)
     except SelectionError as error:
         log(f"error: {error}")
         return 1
 
-    prepared = cpu_repository.prepare(sources, Path(state.repository), tuning, checked=wanted)
+    repository = Path(state.repository)
+    prepared = cpu_repository.prepare(sources, repository, tuning, checked=wanted)
     refused = {m: prepared.skipped.get(m, "unknown model") for m in wanted if m not in prepared.served}
     if refused:
         for name, reason in refused.items():
             log(f"error: {name} cannot be served: {reason}")
         log("nothing was changed; Triton serves what it served")
         return 1
-    repository = Path(state.repository)
     before = {name: _entry(repository, name) for name in loaded}
     cpu_repository.publish(prepared)
     # A loaded model that runs a changed model inside it (a fused pipeline of the same

@@ -270,6 +270,7 @@ def prepare(sources: list[Path], target: Path, tuning: OnnxTuning = OnnxTuning()
         result.served.append(name)
 
     # A pipeline (ensemble or BLS model) is served when every model it calls is; repeat for nested ones.
+    offsets = _instance_offsets(configs, tuning) if tuning.fuse_pipelines else {}
     pending = dict(pipelines)
     while pending:
         progressed = False
@@ -278,9 +279,9 @@ def prepare(sources: list[Path], target: Path, tuning: OnnxTuning = OnnxTuning()
             missing = [m for m in needed if m not in result.served]
             if not missing:
                 result.entries[name] = model_dir.resolve()
-                if tuning.fuse_pipelines and fusable(config, configs):
+                if name in offsets:
                     result.entries[name] = _fused_pipeline(config, result.entries, store_of(target),
-                                                           _instance_offset(name, configs, tuning))
+                                                           offsets[name])
                 result.served.append(name)
             elif all(m in result.skipped or m not in pending for m in missing):
                 result.skipped[name] = f"needs {', '.join(missing)}, which is not served"
@@ -348,30 +349,40 @@ def _wrapped_onnx(config: mc.ModelConfig, version: str, weight: Path, batching: 
     text = text_format.MessageToString(_cpu_config(config, weight.name, tuning, batching))
     resolved = weight.resolve()
     stat = resolved.stat()
-    # Named by what it holds: an unchanged model keeps its folder (and Triton sees nothing
-    # to reload); new weights or a new config make a new one.
-    digest = hashlib.sha256("\n".join([text, version, str(resolved), str(stat.st_size),
-                                       str(stat.st_mtime_ns)]).encode()).hexdigest()[:16]
-    out = store / f"{config.name}@{digest}"
+    return _built_once(store, config.name, [text, version, str(resolved), str(stat.st_size),
+                                            str(stat.st_mtime_ns)],
+                       {"config.pbtxt": text, f"{version}/model.py": ONNX_RUNNER,
+                        f"{version}/{weight.name}": resolved})
+
+
+def _built_once(store: Path, name: str, identity: list[str], files: dict[str, str | Path]) -> Path:
+    """The folder ``name@<digest of identity>`` in ``store``, holding ``files`` (relative path ->
+    text to write, or a Path to link to). Named by what it holds: an unchanged model keeps its
+    folder (and Triton sees nothing to reload); a new config or new weights make a new one. It is
+    built under another name and renamed into place, so Triton never sees it half-written."""
+    digest = hashlib.sha256("\n".join(identity).encode()).hexdigest()[:16]
+    out = store / f"{name}@{digest}"
     if not out.is_dir():
         partial = store / f".{out.name}.{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
-        (partial / version).mkdir(parents=True)
-        (partial / "config.pbtxt").write_text(text)
-        (partial / version / "model.py").symlink_to(ONNX_RUNNER)
-        (partial / version / weight.name).symlink_to(resolved)
+        for relative, content in files.items():
+            path = partial / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, Path):
+                path.symlink_to(content)
+            else:
+                path.write_text(content)
         os.replace(partial, out)
     return out
 
 
-def _instance_offset(name: str, configs: dict[str, tuple[Path, mc.ModelConfig]],
-                     tuning: OnnxTuning) -> int:
-    """Where the busy-board slots of this fused pipeline's steps start: after those of the
+def _instance_offsets(configs: dict[str, tuple[Path, mc.ModelConfig]], tuning: OnnxTuning) -> dict[str, int]:
+    """Per fusable pipeline, where the busy-board slots of its steps start: after those of the
     models' own instances, apart from every other fused pipeline's (busy_board.SLOTS)."""
     fused = sorted(n for n, (_, c) in configs.items() if fusable(c, configs))
     width = max(tuning.instances, max((g.count for _, c in configs.values() for g in c.instance_group),
                                       default=1))
-    return (fused.index(name) + 1) * width
+    return {name: (i + 1) * width for i, name in enumerate(fused)}
 
 
 def _fused_pipeline(config: mc.ModelConfig, entries: dict[str, Path], store: Path,
@@ -404,17 +415,8 @@ def _fused_pipeline(config: mc.ModelConfig, entries: dict[str, Path], store: Pat
     derived.parameters["step_instance_offset"].string_value = str(instance_offset)
     text = text_format.MessageToString(derived)
     steps_text = json.dumps(steps, indent=1, sort_keys=True)
-    digest = hashlib.sha256("\n".join([text, steps_text]).encode()).hexdigest()[:16]
-    out = store / f"{config.name}@{digest}"
-    if not out.is_dir():
-        partial = store / f".{out.name}.{os.getpid()}"
-        shutil.rmtree(partial, ignore_errors=True)
-        (partial / "1").mkdir(parents=True)
-        (partial / "config.pbtxt").write_text(text)
-        (partial / "steps.json").write_text(steps_text)
-        (partial / "1" / "model.py").symlink_to(PIPELINE_RUNNER)
-        os.replace(partial, out)
-    return out
+    return _built_once(store, config.name, [text, steps_text],
+                       {"config.pbtxt": text, "steps.json": steps_text, "1/model.py": PIPELINE_RUNNER})
 
 
 def publish(result: DerivedRepository) -> None:
