@@ -16,8 +16,10 @@ this module writes a derived copy under .run/ in which:
 * an ensemble whose steps are all single models (every detect and mask pipeline)
   is served as one Python-backend model that runs those steps in one process
   (runtime/pipeline_runner.py), so a photo is not copied between three or four
-  stub processes; FACE_API_CPU_FUSED_PIPELINES=false serves the ensembles as they
-  are (OnnxTuning.fuse_pipelines);
+  stub processes; likewise a BLS model (a recognize pipeline) loads the models it calls
+  into its own process (callees.json, triton_python/in_process.py), except one that
+  keeps a dynamic batcher; FACE_API_CPU_FUSED_PIPELINES=false serves the pipelines
+  as they are (OnnxTuning.fuse_pipelines);
 * other Python-backend models and ensembles are linked unchanged;
 * a model whose weight file is absent or does not match its config is left
   out with a reason, and so is every ensemble that needs it, so one missing
@@ -63,7 +65,7 @@ class OnnxTuning:
     threads: int = 0  # 0 = one per core
     spinning: bool = False  # spin-waiting threads: lower latency, but they steal CPU
     idle_threads: int = 0  # threads of a run while the model is quiet (0 = as threads)
-    fuse_pipelines: bool = False  # serve fusable ensembles through pipeline_runner.py
+    fuse_pipelines: bool = False  # run a pipeline's models in its own process (in_process_models)
 
 
 @dataclass
@@ -155,6 +157,39 @@ def pipeline_models(config: mc.ModelConfig) -> list[str]:
     if config.platform == "ensemble":
         return [step.model_name for step in config.ensemble_scheduling.step]
     return [m.strip() for m in config.parameters["bls_models"].string_value.split(",") if m.strip()]
+
+
+def in_process_models(config: mc.ModelConfig, configs: dict[str, tuple[Path, mc.ModelConfig]]) -> list[str]:
+    """The models that CPU mode, with pipelines fused, runs inside the process of the pipeline
+    ``config``: every step of a fusable ensemble; of the models a BLS model calls, each single
+    model and each fusable ensemble, except where one keeps a dynamic batcher (batches across
+    requests need one shared model: arcface_w600k_mbf by default)."""
+    if config.platform == "ensemble":
+        return pipeline_models(config) if fusable(config, configs) else []
+    if "bls_models" not in config.parameters:
+        return []
+    inside = []
+    for name in pipeline_models(config):
+        if name not in configs:
+            continue
+        callee = configs[name][1]
+        if callee.platform == "ensemble":
+            runs_here = fusable(callee, configs) and not any(
+                _batches_in_cpu_mode(configs[step][1]) for step in pipeline_models(callee))
+        else:
+            runs_here = not is_pipeline(callee) and not _batches_in_cpu_mode(callee)
+        if runs_here:
+            inside.append(name)
+    return inside
+
+
+def _batches_in_cpu_mode(config: mc.ModelConfig) -> bool:
+    """Whether the model has a dynamic batcher in CPU mode (a wrong switch value counts as yes:
+    the model is then left out with that reason, see _onnx_file)."""
+    try:
+        return config.HasField("dynamic_batching") and keeps_dynamic_batching(config)
+    except ValueError:
+        return True
 
 
 CPU_BATCHING = "cpu_mode_dynamic_batching"
@@ -279,9 +314,13 @@ def prepare(sources: list[Path], target: Path, tuning: OnnxTuning = OnnxTuning()
             missing = [m for m in needed if m not in result.served]
             if not missing:
                 result.entries[name] = model_dir.resolve()
-                if name in offsets:
+                if name in offsets and config.platform == "ensemble":
                     result.entries[name] = _fused_pipeline(config, result.entries, store_of(target),
                                                            offsets[name])
+                elif name in offsets:
+                    inside = in_process_models(config, configs)
+                    result.entries[name] = _with_callees(config, model_dir, inside, result.entries,
+                                                         store_of(target), offsets[name])
                 result.served.append(name)
             elif all(m in result.skipped or m not in pending for m in missing):
                 result.skipped[name] = f"needs {', '.join(missing)}, which is not served"
@@ -377,9 +416,10 @@ def _built_once(store: Path, name: str, identity: list[str], files: dict[str, st
 
 
 def _instance_offsets(configs: dict[str, tuple[Path, mc.ModelConfig]], tuning: OnnxTuning) -> dict[str, int]:
-    """Per fusable pipeline, where the busy-board slots of its steps start: after those of the
-    models' own instances, apart from every other fused pipeline's (busy_board.SLOTS)."""
-    fused = sorted(n for n, (_, c) in configs.items() if fusable(c, configs))
+    """Per pipeline that runs models in its process, where the busy-board slots of those models
+    start: after those of the models' own instances, apart from every other such pipeline's
+    (busy_board.SLOTS)."""
+    fused = sorted(n for n, (_, c) in configs.items() if in_process_models(c, configs))
     width = max(tuning.instances, max((g.count for _, c in configs.values() for g in c.instance_group),
                                       default=1))
     return {name: (i + 1) * width for i, name in enumerate(fused)}
@@ -393,10 +433,8 @@ def _fused_pipeline(config: mc.ModelConfig, entries: dict[str, Path], store: Pat
     for step in config.ensemble_scheduling.step:
         folder = entries[step.model_name]
         step_config = read_config(folder)
-        version = max((d.name for d in folder.iterdir() if d.is_dir() and d.name.isdigit()
-                       and (d / "model.py").exists()), key=int)
         steps.append({
-            "model": step.model_name, "folder": str(folder), "version": version,
+            "model": step.model_name, "folder": str(folder), "version": _python_version(folder),
             "config": json_format.MessageToDict(step_config, preserving_proto_field_name=True),
             "input_map": dict(step.input_map), "output_map": dict(step.output_map),
         })
@@ -417,6 +455,43 @@ def _fused_pipeline(config: mc.ModelConfig, entries: dict[str, Path], store: Pat
     steps_text = json.dumps(steps, indent=1, sort_keys=True)
     return _built_once(store, config.name, [text, steps_text],
                        {"config.pbtxt": text, "steps.json": steps_text, "1/model.py": PIPELINE_RUNNER})
+
+
+def _with_callees(config: mc.ModelConfig, model_dir: Path, inside: list[str], entries: dict[str, Path],
+                  store: Path, instance_offset: int) -> Path:
+    """The folder serving the BLS model ``config`` with the models in ``inside`` loaded into its
+    own process (triton_python/in_process.py reads them from callees.json): its own model.py,
+    config and parameters, plus ``fused_models``."""
+    callees, counts = [], [1]
+    for name in inside:
+        folder = entries[name]
+        callee_config = read_config(folder)
+        if "step_instance_offset" in callee_config.parameters:
+            # A fused pipeline loaded here: its steps take this model's instance numbers as they are.
+            callee_config.parameters["step_instance_offset"].string_value = "0"
+        callees.append({"model": name, "folder": str(folder), "version": _python_version(folder),
+                        "config": json_format.MessageToDict(callee_config, preserving_proto_field_name=True)})
+        counts += [g.count for g in callee_config.instance_group]
+    derived = mc.ModelConfig()
+    derived.CopyFrom(config)
+    if len(inside) == len(pipeline_models(config)):
+        # It waits on no other model now, so it needs no more instances than its models had.
+        del derived.instance_group[:]
+        derived.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=max(counts))
+    derived.parameters["fused_models"].string_value = ",".join(inside)
+    derived.parameters["step_instance_offset"].string_value = str(instance_offset)
+    text = text_format.MessageToString(derived)
+    callees_text = json.dumps(callees, indent=1, sort_keys=True)
+    version = _python_version(model_dir)
+    code = (model_dir / version / "model.py").resolve()
+    return _built_once(store, config.name, [text, callees_text, str(code)],
+                       {"config.pbtxt": text, "callees.json": callees_text, f"{version}/model.py": code})
+
+
+def _python_version(folder: Path) -> str:
+    """The newest version of a Python-backend model's folder (the one Triton serves)."""
+    return max((d.name for d in folder.iterdir() if d.is_dir() and d.name.isdigit()
+                and (d / "model.py").exists()), key=int)
 
 
 def publish(result: DerivedRepository) -> None:

@@ -16,56 +16,27 @@ the folder of each step's model, its version, its config (as Triton passes it) a
 the ensemble's maps.
 """
 
-import importlib.util
 import json
 import os
-import re
 
 import triton_python_backend_utils as pb_utils
 
-from triton_python.busy_board import instance_slot
+from triton_python.in_process import LocalRequest, instance_of, load_model
 
 STEPS_FILE = "steps.json"
 
 
-class _StepRequest:
-    """What a step model reads of a request: its input tensors
-    (pb_utils.get_input_tensor_by_name looks them up through inputs())."""
-
-    def __init__(self, tensors):
-        self._tensors = tensors
-
-    def inputs(self):
-        return self._tensors
-
-
 class _Step:
-    def __init__(self, spec: dict, index: int, instance: str):
+    def __init__(self, spec: dict, index: int, instance: int):
         self.name = spec["model"]
         self.input_map = spec["input_map"]  # step input -> pipeline tensor
         self.output_map = spec["output_map"]  # step output -> pipeline tensor
-        module_name = f"_pipeline_step_{index}_{re.sub(r'[^A-Za-z0-9_]', '_', self.name)}"
-        source = os.path.join(spec["folder"], spec["version"], "model.py")
-        loader = importlib.util.spec_from_file_location(module_name, source)
-        module = importlib.util.module_from_spec(loader)
-        loader.loader.exec_module(module)
-        self.model = module.TritonPythonModel()
-        # Each step sees the arguments Triton would give one of its own instances; the
-        # instance number keeps its slot on a shared busy board apart from other instances.
-        self.model.initialize({
-            "model_config": json.dumps(spec["config"]),
-            "model_name": self.name,
-            "model_instance_name": f"{self.name}_0_{instance}",
-            "model_instance_kind": "CPU",
-            "model_instance_device_id": "0",
-            "model_repository": spec["folder"],
-            "model_version": spec["version"],
-        })
+        self.model = load_model(spec, f"step_{index}", instance)
 
     def run(self, stores: list[dict]) -> list[str | None]:
         """Run the step on every request's tensors; add its outputs to each store.
         Returns each request's error message (None where it succeeded)."""
-        requests = [_StepRequest([pb_utils.Tensor(name, store[tensor])
+        requests = [LocalRequest([pb_utils.Tensor(name, store[tensor])
                                   for name, tensor in self.input_map.items() if tensor in store])
                     for store in stores]
         responses = self.model.execute(requests)
@@ -88,12 +59,10 @@ class _Step:
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         with open(os.path.join(args["model_repository"], STEPS_FILE)) as f:
             specs = json.load(f)
-        instance = int(params.get("step_instance_offset", "0")) + instance_slot(
-            args.get("model_instance_name", ""))
-        self.steps = [_Step(spec, i, str(instance)) for i, spec in enumerate(specs)]
+        instance = instance_of(args, config)
+        self.steps = [_Step(spec, i, instance) for i, spec in enumerate(specs)]
         self.inputs = [tensor["name"] for tensor in config["input"]]
         self.outputs = [tensor["name"] for tensor in config["output"]]
 

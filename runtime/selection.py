@@ -21,7 +21,7 @@ from pathlib import Path
 from tritonclient.grpc import model_config_pb2 as mc
 
 from frontend.inference.catalog import CatalogError, Pipeline, pipeline_from_parameters, select
-from runtime.cpu_repository import fusable, is_pipeline, pipeline_models
+from runtime.cpu_repository import in_process_models, is_pipeline, pipeline_models
 
 LOAD_VARIABLE = "FACE_API_TRITON_LOAD"
 EVERYTHING = "all"
@@ -73,8 +73,8 @@ def selected_pipelines(configs: Configs, detector: str, recognizer: str, log=pri
 
 def closure(configs: Configs, roots: Iterable[str], fused: bool = False) -> list[str]:
     """``roots`` and every model they call, recursively; each model after the models it calls.
-    ``fused``: an ensemble that CPU mode runs in one process (cpu_repository.fusable) calls
-    nothing, since its steps run inside it."""
+    ``fused``: the models that CPU mode runs inside a pipeline's process
+    (cpu_repository.in_process_models) are not loaded on their own for it."""
     order: list[str] = []
     visiting: set[str] = set()
 
@@ -84,9 +84,11 @@ def closure(configs: Configs, roots: Iterable[str], fused: bool = False) -> list
         visiting.add(name)
         if name in configs:
             _, config = configs[name]
-            if is_pipeline(config) and not (fused and fusable(config, configs)):
+            if is_pipeline(config):
+                inside = in_process_models(config, configs) if fused else []
                 for called in pipeline_models(config):
-                    visit(called)
+                    if called not in inside:
+                        visit(called)
         visiting.discard(name)
         order.append(name)
 

@@ -9,7 +9,9 @@ zero included, while an ensemble step's batch is the request's. Each call to the
 recognizer carries all faces of the photo (in chunks of its max batch size),
 and Triton's dynamic batcher merges those calls across concurrent requests.
 
-Already aligned 112×112 crops (ALIGNED) skip detection and alignment.
+Already aligned 112×112 crops (ALIGNED) skip detection and alignment. In CPU mode the
+models it calls may run inside this model's process instead (triton_python/in_process.py):
+the same models and results, without a copy of the photo into another process per call.
 Everything pipeline-specific comes from the pipeline's config parameters, so one
 code serves every detector + recognizer pair (each recognize_* folder's model.py
 imports it from here).
@@ -21,6 +23,7 @@ import time
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from triton_python import in_process
 from triton_python.alignment import ARCFACE_TEMPLATE
 
 DETECT_OUTPUTS = ["NUM_FACES", "SCORES", "BOXES", "LANDMARKS"]
@@ -45,6 +48,7 @@ class TritonPythonModel:
         self.mean = float(params["mean"])
         self.std = float(params["std"])
         self.bgr = params["channel_order"].upper() == "BGR"
+        self.local = in_process.load_callees(args)  # name -> model run in this process (CPU mode)
 
     def execute(self, requests):
         responses = []
@@ -122,17 +126,25 @@ class TritonPythonModel:
         norms = np.linalg.norm(features, axis=1, keepdims=True)
         return features / np.maximum(norms, 1e-12)
 
-    @staticmethod
-    def _call(model, inputs, outputs):
-        """One BLS call; its outputs as NumPy arrays by name."""
-        response = pb_utils.InferenceRequest(
-            model_name=model, requested_output_names=outputs,
-            inputs=[pb_utils.Tensor(name, np.ascontiguousarray(value)) for name, value in inputs.items()],
-        ).exec()
+    def _call(self, model, inputs, outputs):
+        """One call to ``model`` (here when CPU mode put it in this process, else a BLS
+        call through Triton); its outputs as NumPy arrays by name."""
+        inputs = {name: np.ascontiguousarray(value) for name, value in inputs.items()}
+        if model in self.local:
+            response = in_process.call(self.local[model], inputs)
+        else:
+            response = pb_utils.InferenceRequest(
+                model_name=model, requested_output_names=outputs,
+                inputs=[pb_utils.Tensor(name, value) for name, value in inputs.items()],
+            ).exec()
         if response.has_error():
             raise Rejected(f"{model}: {response.error().message()}")
         return {name: pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs}
 
+    def finalize(self):
+        for model in self.local.values():
+            if hasattr(model, "finalize"):
+                model.finalize()
 
 def _input(request, name):
     tensor = pb_utils.get_input_tensor_by_name(request, name)

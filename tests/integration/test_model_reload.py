@@ -69,9 +69,10 @@ def test_only_the_selected_pipelines_and_what_they_call_are_loaded(served):
     stack, _, _ = served
     index = RepositoryApi(stack.triton_http).index()
     ready = {name for name, state in index.items() if state == "READY"}
-    assert DEFAULT_PIPELINES | {"arcface_w600k_mbf", "face_align"} <= ready
-    # detect and mask run their steps inside their own models (CPU mode's fused pipelines)
-    assert not {"scrfd_500m", "face_letterbox", "face_mask"} & ready, sorted(ready)
+    assert DEFAULT_PIPELINES | {"arcface_w600k_mbf"} <= ready
+    # detect and mask run their steps inside their own models, and recognize its detect
+    # pipeline and face_align (CPU mode's fused pipelines)
+    assert not {"scrfd_500m", "face_letterbox", "face_mask", "face_align"} & ready, sorted(ready)
     assert NOT_SELECTED <= set(index), sorted(index)  # in the repository, so they can be loaded later
     assert not NOT_SELECTED & ready, sorted(ready)
 
@@ -87,8 +88,9 @@ def test_a_new_detector_version_is_served_at_the_next_request(served):
     square_root_scores(original, new)
     lines = []
     assert reload_models(["detect_scrfd_500m"], log=lines.append, http_port=stack.triton_http) == 0, lines
-    # the mask pipeline runs the same detector inside it, so it is loaded again with it
+    # the mask and recognize pipelines run the same detector inside them, so they are loaded again with it
     assert "loading mask_scrfd_500m …" in lines, lines
+    assert "loading recognize_arcface_w600k_mbf …" in lines, lines
 
     after = scores(http, rgb)
     expected = ReferenceSCRFD(new).detect(rgb).scores

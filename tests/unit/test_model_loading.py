@@ -52,10 +52,11 @@ def test_the_closure_puts_each_model_after_what_it_calls():
 def test_a_fused_pipeline_loads_without_its_steps():
     unfused = closure(CONFIGS, ["recognize_arcface_w600k_mbf", "mask_scrfd_500m"])
     fused = closure(CONFIGS, ["recognize_arcface_w600k_mbf", "mask_scrfd_500m"], fused=True)
-    # detect and mask run their steps inside; recognize (a BLS model) still calls its models
-    assert fused == ["detect_scrfd_500m", "face_align", "arcface_w600k_mbf",
-                     "recognize_arcface_w600k_mbf", "mask_scrfd_500m"]
-    assert {"face_letterbox", "scrfd_500m", "scrfd_postprocess", "face_mask"} <= set(unfused) - set(fused)
+    # detect and mask run their steps inside; recognize (a BLS model) runs its detect pipeline
+    # and face_align inside, and calls the recognizer, which keeps its dynamic batcher
+    assert fused == ["arcface_w600k_mbf", "recognize_arcface_w600k_mbf", "mask_scrfd_500m"]
+    assert {"face_letterbox", "scrfd_500m", "scrfd_postprocess", "face_mask", "detect_scrfd_500m",
+            "face_align"} <= set(unfused) - set(fused)
 
 
 def test_only_an_ensemble_of_single_models_is_fusable():
@@ -67,6 +68,27 @@ def test_only_an_ensemble_of_single_models_is_fusable():
     nested.CopyFrom(CONFIGS["detect_scrfd_500m"][1])
     nested.ensemble_scheduling.step[0].model_name = "mask_scrfd_500m"  # a step that is a pipeline
     assert not cpu_repository.fusable(nested, CONFIGS)
+
+
+def test_a_bls_pipeline_runs_inside_what_keeps_no_dynamic_batcher():
+    inside = cpu_repository.in_process_models
+    assert inside(CONFIGS["detect_scrfd_500m"][1], CONFIGS) == ["face_letterbox", "scrfd_500m",
+                                                                "scrfd_postprocess"]
+    assert inside(CONFIGS["recognize_arcface_w600k_mbf"][1], CONFIGS) == ["detect_scrfd_500m", "face_align"]
+    # SFace's export fixes the batch at one: it has no batcher, so everything runs inside
+    assert inside(CONFIGS["recognize_sface_2021dec"][1], CONFIGS) == [
+        "detect_yunet_2023mar", "face_align", "sface_2021dec"]
+    assert inside(CONFIGS["scrfd_500m"][1], CONFIGS) == []  # a single model
+    int8 = mc.ModelConfig()
+    int8.CopyFrom(CONFIGS["recognize_arcface_w600k_mbf"][1])
+    int8.parameters["bls_models"].string_value = "detect_scrfd_500m_int8,face_align,arcface_w600k_mbf"
+    # the INT8 detector keeps its batcher in CPU mode, so its pipeline stays shared
+    assert inside(int8, CONFIGS) == ["face_align"]
+    unbatched = {**CONFIGS, "arcface_w600k_mbf": (CONFIGS["arcface_w600k_mbf"][0], mc.ModelConfig())}
+    unbatched["arcface_w600k_mbf"][1].CopyFrom(CONFIGS["arcface_w600k_mbf"][1])
+    unbatched["arcface_w600k_mbf"][1].parameters["cpu_mode_dynamic_batching"].string_value = "off"
+    assert inside(CONFIGS["recognize_arcface_w600k_mbf"][1], unbatched) == [
+        "detect_scrfd_500m", "face_align", "arcface_w600k_mbf"]
 
 
 def test_a_name_that_is_not_in_the_repositories_is_refused():

@@ -136,6 +136,43 @@ def test_a_step_that_batches_lets_its_fused_pipeline_batch(repository, tmp_path)
     assert fused.HasField("dynamic_batching") and fused.dynamic_batching.max_queue_delay_microseconds == 0
 
 
+@pytest.mark.parametrize("recognizer_batching", ["off", "on"])
+def test_cpu_mode_runs_a_bls_pipelines_models_in_its_process(repository, tmp_path, recognizer_batching):
+    for name in ("face_align", "arcface_w600k_mbf"):
+        shutil.copytree(MODEL_REPOSITORY / name, repository / name, symlinks=True)
+    shutil.copytree(ENSEMBLES / "recognize_arcface_w600k_mbf", repository / "recognize_arcface_w600k_mbf")
+    _set_cpu_batching(repository / "arcface_w600k_mbf", recognizer_batching)
+    tuning = cpu_repository.OnnxTuning(2, 1, fuse_pipelines=True)
+    derived = cpu_repository.derive([repository], tmp_path / "out", tuning, log=quiet)
+    original = cpu_repository.read_config(repository / "recognize_arcface_w600k_mbf")
+    bls = cpu_repository.read_config(derived.path / "recognize_arcface_w600k_mbf")
+    assert bls.backend == "python" and bls.input == original.input and bls.output == original.output
+    assert (derived.path / "recognize_arcface_w600k_mbf/1/model.py").resolve() == \
+        (repository / "recognize_arcface_w600k_mbf/1/model.py").resolve()  # its own code
+    inside = ["detect_scrfd_500m", "face_align"]
+    if recognizer_batching == "off":
+        inside.append("arcface_w600k_mbf")
+    assert bls.parameters["fused_models"].string_value == ",".join(inside)
+    callees = json.loads((derived.path / "recognize_arcface_w600k_mbf/callees.json").read_text())
+    assert [c["model"] for c in callees] == inside
+    for callee in callees:
+        assert Path(callee["folder"]) == (derived.path / callee["model"]).resolve()
+        assert (Path(callee["folder"]) / callee["version"] / "model.py").is_file()
+    # The detect pipeline loaded inside is the fused one; its steps take the BLS model's instance
+    # numbers as they are (offset 0), which sit apart from every other pipeline's.
+    assert callees[0]["config"]["parameters"]["fused_models"]["string_value"] == \
+        "face_letterbox,scrfd_500m,scrfd_postprocess"
+    assert callees[0]["config"]["parameters"]["step_instance_offset"] == {"string_value": "0"}
+    offsets = sorted(int(cpu_repository.read_config(derived.path / name).parameters["step_instance_offset"]
+                         .string_value) for name in ("detect_scrfd_500m", "mask_scrfd_500m",
+                                                     "recognize_arcface_w600k_mbf"))
+    assert len(set(offsets)) == 3 and offsets[0] >= 4  # the BLS model's 4 instances come first
+    # Waiting on no other model, it needs no more instances than they have; a recognizer that
+    # keeps its batcher is still called through Triton, so the instances stay as many as the config's.
+    counts = [g.count for g in bls.instance_group]
+    assert counts == ([2] if recognizer_batching == "off" else [g.count for g in original.instance_group])
+
+
 def test_without_fusing_the_ensembles_are_served_as_they_are(repository, tmp_path):
     tuning = cpu_repository.OnnxTuning(2, 1)
     derived = cpu_repository.derive([repository], tmp_path / "out", tuning, log=quiet)
