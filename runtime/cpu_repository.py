@@ -162,8 +162,8 @@ def pipeline_models(config: mc.ModelConfig) -> list[str]:
 def in_process_models(config: mc.ModelConfig, configs: dict[str, tuple[Path, mc.ModelConfig]]) -> list[str]:
     """The models that CPU mode, with pipelines fused, runs inside the process of the pipeline
     ``config``: every step of a fusable ensemble; of the models a BLS model calls, each single
-    model and each fusable ensemble, except where one keeps a dynamic batcher (batches across
-    requests need one shared model: arcface_w600k_mbf by default)."""
+    model and each fusable ensemble, except where one keeps a dynamic batcher in CPU mode
+    (batches across requests need one shared model: the INT8 detector's pipeline, say)."""
     if config.platform == "ensemble":
         return pipeline_models(config) if fusable(config, configs) else []
     if "bls_models" not in config.parameters:
@@ -428,7 +428,8 @@ def _instance_offsets(configs: dict[str, tuple[Path, mc.ModelConfig]], tuning: O
 def _fused_pipeline(config: mc.ModelConfig, entries: dict[str, Path], store: Path,
                     instance_offset: int) -> Path:
     """The folder serving the ensemble ``config`` through pipeline_runner.py: a Python model
-    with the ensemble's inputs, outputs and parameters, and its steps in steps.json."""
+    with the ensemble's inputs, outputs and parameters (plus ``fused_models`` and
+    ``fused_configs``), and its steps in steps.json."""
     steps, counts, batching = [], [1], False
     for step in config.ensemble_scheduling.step:
         folder = entries[step.model_name]
@@ -450,6 +451,7 @@ def _fused_pipeline(config: mc.ModelConfig, entries: dict[str, Path], store: Pat
     del derived.instance_group[:]
     derived.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=max(counts))
     derived.parameters["fused_models"].string_value = ",".join(s["model"] for s in steps)
+    derived.parameters[FUSED_CONFIGS].string_value = _fused_configs({s["model"]: s["config"] for s in steps})
     derived.parameters["step_instance_offset"].string_value = str(instance_offset)
     text = text_format.MessageToString(derived)
     steps_text = json.dumps(steps, indent=1, sort_keys=True)
@@ -461,7 +463,7 @@ def _with_callees(config: mc.ModelConfig, model_dir: Path, inside: list[str], en
                   store: Path, instance_offset: int) -> Path:
     """The folder serving the BLS model ``config`` with the models in ``inside`` loaded into its
     own process (triton_python/in_process.py reads them from callees.json): its own model.py,
-    config and parameters, plus ``fused_models``."""
+    config and parameters, plus ``fused_models`` and ``fused_configs``."""
     callees, counts = [], [1]
     for name in inside:
         folder = entries[name]
@@ -479,6 +481,8 @@ def _with_callees(config: mc.ModelConfig, model_dir: Path, inside: list[str], en
         del derived.instance_group[:]
         derived.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=max(counts))
     derived.parameters["fused_models"].string_value = ",".join(inside)
+    derived.parameters[FUSED_CONFIGS].string_value = _fused_configs({c["model"]: c["config"]
+                                                                     for c in callees})
     derived.parameters["step_instance_offset"].string_value = str(instance_offset)
     text = text_format.MessageToString(derived)
     callees_text = json.dumps(callees, indent=1, sort_keys=True)
@@ -486,6 +490,20 @@ def _with_callees(config: mc.ModelConfig, model_dir: Path, inside: list[str], en
     code = (model_dir / version / "model.py").resolve()
     return _built_once(store, config.name, [text, callees_text, str(code)],
                        {"config.pbtxt": text, "callees.json": callees_text, f"{version}/model.py": code})
+
+
+FUSED_CONFIGS = "fused_configs"  # JSON: each model run inside -> its config (for /v1/info/model/{name})
+
+
+def _fused_configs(configs: dict[str, dict]) -> str:
+    """The configs of the models run inside a pipeline, as Triton would report them, for the
+    frontend to describe a model Triton has no config of its own for."""
+    trimmed = {}
+    for name, config in configs.items():
+        config = dict(config)
+        config["parameters"] = {k: v for k, v in config.get("parameters", {}).items() if k != FUSED_CONFIGS}
+        trimmed[name] = config
+    return json.dumps(trimmed, sort_keys=True, separators=(",", ":"))
 
 
 def _python_version(folder: Path) -> str:

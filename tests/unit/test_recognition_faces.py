@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from frontend.services.recognition.faces import (
     sort_order,
 )
 from frontend.services.recognition.images import check_aligned, load_image, merge
-from frontend.services.recognition.models import describe_model, embedding_size_of
+from frontend.services.recognition.models import describe_model, embedding_size_of, fused_config
 
 # Four faces: (score, x1, y1, x2, y2), in Triton's order (best first).
 FACES = np.array([
@@ -181,6 +182,25 @@ def test_describe_a_recognizer_not_served_and_a_pipeline():
     assert described.embedding_size is None and described.backend == ""
     assert described.parameters == {"detect_pipeline": "detect_scrfd_500m", "recognizer": "arcface_w600k_mbf"}
     assert described.inputs[0].dims == [-1, -1, 3]
+
+
+def test_a_model_run_inside_a_pipeline_is_described_from_the_pipelines_config():
+    inside = {**ARCFACE_CONFIG, "backend": "python", "platform": ""}
+    del inside["dynamic_batching"]  # CPU mode runs it without a batcher
+    pipeline = {"name": "recognize_arcface_w600k_mbf", "backend": "python",
+                "parameters": {"fused_models": {"string_value": "face_align,arcface_w600k_mbf"},
+                               "fused_configs": {"string_value": json.dumps({"arcface_w600k_mbf": inside})}}}
+    found = fused_config(pipeline, "arcface_w600k_mbf")
+    assert found == inside
+    described = describe_model(found, "arcface_w600k_mbf")
+    assert described.embedding_size == 512 and described.dynamic_batching is None
+    assert described.inputs[0].dims == [3, 112, 112]
+    # the pipeline's own description leaves the inside models' configs out
+    described = describe_model(pipeline, "arcface_w600k_mbf")
+    assert described.parameters == {"fused_models": "face_align,arcface_w600k_mbf"}
+    assert fused_config(pipeline, "face_align") is None  # not among the configs it carries
+    assert fused_config({"parameters": {"fused_configs": {"string_value": "not json"}}}, "x") is None
+    assert fused_config(None, "arcface_w600k_mbf") is None
 
 
 def test_embedding_size():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from frontend import __version__
 from frontend.errors import ApiError
 from frontend.schemas import recognition as schema
-from frontend.services.recognition.models import describe_model
+from frontend.services.recognition.models import describe_model, fused_config
 from frontend.services.recognition.service import Recognition
 
 
@@ -69,10 +69,12 @@ async def describe(service: Recognition, model_name: str) -> schema.ModelDescrip
     config = await service.triton.model_config(model_name)
     if config is None:
         _, inside = await _ready_models(service)
-        if model_name in inside:
+        if model_name not in inside:
+            raise ApiError(404, f"unknown model {model_name!r}: Triton has no model of that name")
+        config = fused_config(await service.triton.model_config(inside[model_name]), model_name)
+        if config is None:
             raise ApiError(404, f"model {model_name!r} runs inside the pipeline {inside[model_name]!r} "
                                 "(CPU mode), so Triton holds no config of its own for it; "
                                 f"describe {inside[model_name]!r} instead")
-        raise ApiError(404, f"unknown model {model_name!r}: Triton has no model of that name")
     pipeline = service.catalog.selection.recognize
     return describe_model(config, pipeline.recognizer if pipeline else service.settings.recognizer)

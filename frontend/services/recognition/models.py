@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from frontend.schemas import recognition as schema
@@ -43,9 +44,27 @@ def is_recognizer(config: dict, recognizer: str | None) -> bool:
             and inputs[0].dims[-3:] == [3, ALIGNED_SIZE, ALIGNED_SIZE])
 
 
+# A pipeline that runs models in its own process (CPU mode) carries their configs in this
+# parameter (JSON: model name -> config, as Triton reports one): they are described from it.
+FUSED_CONFIGS = "fused_configs"
+
+
+def fused_config(pipeline_config: dict | None, model: str) -> dict | None:
+    """The config of ``model`` as the pipeline runs it inside itself; None when it has none."""
+    value = ((pipeline_config or {}).get("parameters") or {}).get(FUSED_CONFIGS)
+    text = _get(value, "string_value") if isinstance(value, dict) else None
+    try:
+        found = json.loads(text).get(model) if text else None
+    except (ValueError, AttributeError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def describe_model(config: dict, recognizer: str | None) -> schema.ModelDescription:
     parameters = {}
     for key, value in (config.get("parameters") or {}).items():
+        if key == FUSED_CONFIGS:  # the inside models' configs: described on their own
+            continue
         parameters[key] = str(_get(value, "string_value", "")) if isinstance(value, dict) else str(value)
     return schema.ModelDescription(
         name=str(config.get("name", "")),
