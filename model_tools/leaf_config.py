@@ -62,9 +62,10 @@ def render(name: str, inspection: Inspection, dynamic_batch: bool, source: str, 
                   "# Input normalisation: (x - mean) / std, channels in this order.",
                   _parameter("mean", recognition.mean), _parameter("std", recognition.std),
                   _parameter("channel_order", recognition.channel_order)]
-    if inspection.family == "scrfd" and batch > 1:
-        lines += ["# As for the shipped SCRFD models: the embedded CPU mode runs it one photo at a time",
-                  "# (docs/performance.md); Triton's own ONNX Runtime backend ignores this key.",
+    if batch > 1:
+        lines += ["# As for the shipped models: the embedded CPU mode runs it without a batcher (a batch",
+                  "# costs as much per item there, docs/performance.md); Triton's own ONNX Runtime",
+                  "# backend ignores this key.",
                   _parameter("cpu_mode_dynamic_batching", "off")]
     if recognition is None:
         lines += ["# As for the shipped detectors: in the embedded CPU mode a lone request may use every",

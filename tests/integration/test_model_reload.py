@@ -69,10 +69,11 @@ def test_only_the_selected_pipelines_and_what_they_call_are_loaded(served):
     stack, _, _ = served
     index = RepositoryApi(stack.triton_http).index()
     ready = {name for name, state in index.items() if state == "READY"}
-    assert DEFAULT_PIPELINES | {"arcface_w600k_mbf"} <= ready
+    assert DEFAULT_PIPELINES <= ready
     # detect and mask run their steps inside their own models, and recognize its detect
-    # pipeline and face_align (CPU mode's fused pipelines)
-    assert not {"scrfd_500m", "face_letterbox", "face_mask", "face_align"} & ready, sorted(ready)
+    # pipeline, face_align and the recognizer (CPU mode's fused pipelines)
+    assert not {"scrfd_500m", "face_letterbox", "face_mask", "face_align", "arcface_w600k_mbf"} & ready, \
+        sorted(ready)
     assert NOT_SELECTED <= set(index), sorted(index)  # in the repository, so they can be loaded later
     assert not NOT_SELECTED & ready, sorted(ready)
 

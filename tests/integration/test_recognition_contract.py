@@ -148,11 +148,24 @@ def test_info_model(stack):
 
 
 def test_info_model_config_of_the_recognizer(stack):
+    # CPU mode runs it inside the recognize pipeline: described as it runs there, without a
+    # batcher (its config says cpu_mode_dynamic_batching: off)
     body = ok(httpx.get(f"{stack.url}/v1/info/model/arcface_w600k_mbf"))
     assert body["name"] == "arcface_w600k_mbf" and body["embedding_size"] == DIM
-    assert body["max_batch_size"] > 0 and body["dynamic_batching"] is not None
+    assert body["max_batch_size"] > 0 and body["dynamic_batching"] is None
+    assert body["parameters"]["cpu_mode_dynamic_batching"] == "off"
     assert body["inputs"] == [{"name": "input.1", "datatype": "FP32", "dims": [3, 112, 112]}]
     assert body["outputs"][0]["dims"] == [DIM] and body["outputs"][0]["datatype"] == "FP32"
+
+
+def test_info_model_config_of_the_detector_run_inside_its_pipeline(stack):
+    body = ok(httpx.get(f"{stack.url}/v1/info/model/scrfd_500m"))
+    assert body["name"] == "scrfd_500m" and body["embedding_size"] is None
+    assert body["inputs"] == [{"name": "input.1", "datatype": "FP32", "dims": [3, 640, 640]}]
+    assert len(body["outputs"]) == 9
+    pipeline = ok(httpx.get(f"{stack.url}/v1/info/model/detect_scrfd_500m"))
+    assert pipeline["parameters"]["fused_models"] == "face_letterbox,scrfd_500m,scrfd_postprocess"
+    assert "fused_configs" not in pipeline["parameters"]  # described one by one instead
 
 
 def test_info_model_config_of_the_pipeline(stack):

@@ -52,11 +52,11 @@ def test_the_closure_puts_each_model_after_what_it_calls():
 def test_a_fused_pipeline_loads_without_its_steps():
     unfused = closure(CONFIGS, ["recognize_arcface_w600k_mbf", "mask_scrfd_500m"])
     fused = closure(CONFIGS, ["recognize_arcface_w600k_mbf", "mask_scrfd_500m"], fused=True)
-    # detect and mask run their steps inside; recognize (a BLS model) runs its detect pipeline
-    # and face_align inside, and calls the recognizer, which keeps its dynamic batcher
-    assert fused == ["arcface_w600k_mbf", "recognize_arcface_w600k_mbf", "mask_scrfd_500m"]
+    # detect and mask run their steps inside; recognize (a BLS model) runs its detect pipeline,
+    # face_align and the recognizer inside
+    assert fused == ["recognize_arcface_w600k_mbf", "mask_scrfd_500m"]
     assert {"face_letterbox", "scrfd_500m", "scrfd_postprocess", "face_mask", "detect_scrfd_500m",
-            "face_align"} <= set(unfused) - set(fused)
+            "face_align", "arcface_w600k_mbf"} <= set(unfused) - set(fused)
 
 
 def test_only_an_ensemble_of_single_models_is_fusable():
@@ -74,8 +74,9 @@ def test_a_bls_pipeline_runs_inside_what_keeps_no_dynamic_batcher():
     inside = cpu_repository.in_process_models
     assert inside(CONFIGS["detect_scrfd_500m"][1], CONFIGS) == ["face_letterbox", "scrfd_500m",
                                                                 "scrfd_postprocess"]
-    assert inside(CONFIGS["recognize_arcface_w600k_mbf"][1], CONFIGS) == ["detect_scrfd_500m", "face_align"]
-    # SFace's export fixes the batch at one: it has no batcher, so everything runs inside
+    assert inside(CONFIGS["recognize_arcface_w600k_mbf"][1], CONFIGS) == [
+        "detect_scrfd_500m", "face_align", "arcface_w600k_mbf"]
+    # SFace's export fixes the batch at one: it has no batcher either
     assert inside(CONFIGS["recognize_sface_2021dec"][1], CONFIGS) == [
         "detect_yunet_2023mar", "face_align", "sface_2021dec"]
     assert inside(CONFIGS["scrfd_500m"][1], CONFIGS) == []  # a single model
@@ -83,12 +84,11 @@ def test_a_bls_pipeline_runs_inside_what_keeps_no_dynamic_batcher():
     int8.CopyFrom(CONFIGS["recognize_arcface_w600k_mbf"][1])
     int8.parameters["bls_models"].string_value = "detect_scrfd_500m_int8,face_align,arcface_w600k_mbf"
     # the INT8 detector keeps its batcher in CPU mode, so its pipeline stays shared
-    assert inside(int8, CONFIGS) == ["face_align"]
-    unbatched = {**CONFIGS, "arcface_w600k_mbf": (CONFIGS["arcface_w600k_mbf"][0], mc.ModelConfig())}
-    unbatched["arcface_w600k_mbf"][1].CopyFrom(CONFIGS["arcface_w600k_mbf"][1])
-    unbatched["arcface_w600k_mbf"][1].parameters["cpu_mode_dynamic_batching"].string_value = "off"
-    assert inside(CONFIGS["recognize_arcface_w600k_mbf"][1], unbatched) == [
-        "detect_scrfd_500m", "face_align", "arcface_w600k_mbf"]
+    assert inside(int8, CONFIGS) == ["face_align", "arcface_w600k_mbf"]
+    batched = {**CONFIGS, "arcface_w600k_mbf": (CONFIGS["arcface_w600k_mbf"][0], mc.ModelConfig())}
+    batched["arcface_w600k_mbf"][1].CopyFrom(CONFIGS["arcface_w600k_mbf"][1])
+    batched["arcface_w600k_mbf"][1].parameters["cpu_mode_dynamic_batching"].string_value = "on"
+    assert inside(CONFIGS["recognize_arcface_w600k_mbf"][1], batched) == ["detect_scrfd_500m", "face_align"]
 
 
 def test_a_name_that_is_not_in_the_repositories_is_refused():

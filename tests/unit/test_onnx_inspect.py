@@ -258,6 +258,9 @@ def test_the_leaf_config_matches_the_rewritten_graph(model, tmp_path):
     # As the shipped detectors: a lone request may use every core in CPU mode; recognisers
     # (whose second session would cost more memory) keep to their threads.
     assert params.get("cpu_mode_idle_threads") == (None if recognition else "on")
+    # A model given a dynamic batcher runs without it in CPU mode, as the shipped ones do.
+    assert params.get("cpu_mode_dynamic_batching") == ("off" if config.max_batch_size > 1 else None)
+    assert config.HasField("dynamic_batching") == (config.max_batch_size > 1)
 
 
 # --- the command, in a copy of the repositories (configs only, no weights) -----------------------
