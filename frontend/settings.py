@@ -97,8 +97,9 @@ class Settings(BaseSettings):
                                      "quiet (no other instance running or just finished; 0 = one per "
                                      "core; at most onnx_threads turns it off)")
     cpu_fused_pipelines: bool = Field(
-        True, description="CPU mode: run each detect/mask ensemble's steps in one Triton model "
-                          "(one process per photo instead of three or four; false serves the ensembles)")
+        True, description="CPU mode: run each detect/mask ensemble's steps in one Triton model, and "
+                          "a recognize model's callees in its own process (one process per photo "
+                          "instead of three or four; false serves the pipelines as committed)")
 
     # --- input limits ---
     max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0, description="larger uploads get 413")
