@@ -131,7 +131,10 @@ class TritonPythonModel:
         call through Triton); its outputs as NumPy arrays by name."""
         inputs = {name: np.ascontiguousarray(value) for name, value in inputs.items()}
         if model in self.local:
-            response = in_process.call(self.local[model], inputs)
+            try:
+                response = in_process.call(self.local[model], inputs)
+            except Exception as error:  # Triton turns a model's exception into an error response
+                raise Rejected(f"{model}: {error}") from error
         else:
             response = pb_utils.InferenceRequest(
                 model_name=model, requested_output_names=outputs,
