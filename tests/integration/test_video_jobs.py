@@ -236,7 +236,9 @@ def test_videos_over_the_limits_get_413(client, tmp_path):
 def test_a_job_survives_a_restart_and_a_key_has_at_most_two(running, client, tmp_path):
     """Stop the service while a job runs: after the restart it runs again from the start and
     completes; nothing vanishes. Meanwhile the key's third job is refused with 429."""
-    long = clip(tmp_path / "long.mp4", frames=200, size=(320, 180), fps=25)  # ~7 s on 2 CPU cores
+    # 16 s of video, several seconds of work on 2 CPU cores: still running when the service
+    # stops (200 frames once finished first on a fast machine)
+    long = clip(tmp_path / "long.mp4", frames=400, size=(320, 180), fps=25)
     created = submit(client, long).json()
     running_now = wait_for(client, created["status_url"],
                            lambda b: b["state"] == "running" and b["progress"]["frames_done"] > 0)
@@ -252,7 +254,7 @@ def test_a_job_survives_a_restart_and_a_key_has_at_most_two(running, client, tmp
         assert before["state"] in ("queued", "running")  # put back by the stopping worker, not lost
         done = wait_for(again, created["status_url"], lambda b: b["state"] == "done", timeout=120)
         assert done["attempts"] == 1  # the interrupted run was not counted against it
-        assert done["progress"]["frames_done"] == 200
+        assert done["progress"]["frames_done"] == 400
         wait_for(again, second.json()["status_url"], lambda b: b["state"] == "done")
     logs = "\n".join(path.read_text(errors="replace") for path in running.folder.glob("stack-*.log"))
     assert f"video job {created['job_id']} put back in the queue" in logs
