@@ -434,11 +434,8 @@ def _fused_pipeline(config: mc.ModelConfig, entries: dict[str, Path], store: Pat
     for step in config.ensemble_scheduling.step:
         folder = entries[step.model_name]
         step_config = read_config(folder)
-        steps.append({
-            "model": step.model_name, "folder": str(folder), "version": _python_version(folder),
-            "config": json_format.MessageToDict(step_config, preserving_proto_field_name=True),
-            "input_map": dict(step.input_map), "output_map": dict(step.output_map),
-        })
+        steps.append({**_spec(step.model_name, folder, step_config),
+                      "input_map": dict(step.input_map), "output_map": dict(step.output_map)})
         counts += [g.count for g in step_config.instance_group]
         batching = batching or step_config.HasField("dynamic_batching")
     derived = mc.ModelConfig()
@@ -450,9 +447,7 @@ def _fused_pipeline(config: mc.ModelConfig, entries: dict[str, Path], store: Pat
         derived.dynamic_batching.max_queue_delay_microseconds = 0
     del derived.instance_group[:]
     derived.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=max(counts))
-    derived.parameters["fused_models"].string_value = ",".join(s["model"] for s in steps)
-    derived.parameters[FUSED_CONFIGS].string_value = _fused_configs({s["model"]: s["config"] for s in steps})
-    derived.parameters["step_instance_offset"].string_value = str(instance_offset)
+    _name_what_runs_inside(derived, steps, instance_offset)
     text = text_format.MessageToString(derived)
     steps_text = json.dumps(steps, indent=1, sort_keys=True)
     return _built_once(store, config.name, [text, steps_text],
@@ -471,8 +466,7 @@ def _with_callees(config: mc.ModelConfig, model_dir: Path, inside: list[str], en
         if "step_instance_offset" in callee_config.parameters:
             # A fused pipeline loaded here: its steps take this model's instance numbers as they are.
             callee_config.parameters["step_instance_offset"].string_value = "0"
-        callees.append({"model": name, "folder": str(folder), "version": _python_version(folder),
-                        "config": json_format.MessageToDict(callee_config, preserving_proto_field_name=True)})
+        callees.append(_spec(name, folder, callee_config))
         counts += [g.count for g in callee_config.instance_group]
     derived = mc.ModelConfig()
     derived.CopyFrom(config)
@@ -480,10 +474,7 @@ def _with_callees(config: mc.ModelConfig, model_dir: Path, inside: list[str], en
         # It waits on no other model now, so it needs no more instances than its models had.
         del derived.instance_group[:]
         derived.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=max(counts))
-    derived.parameters["fused_models"].string_value = ",".join(inside)
-    derived.parameters[FUSED_CONFIGS].string_value = _fused_configs({c["model"]: c["config"]
-                                                                     for c in callees})
-    derived.parameters["step_instance_offset"].string_value = str(instance_offset)
+    _name_what_runs_inside(derived, callees, instance_offset)
     text = text_format.MessageToString(derived)
     callees_text = json.dumps(callees, indent=1, sort_keys=True)
     version = _python_version(model_dir)
@@ -495,15 +486,27 @@ def _with_callees(config: mc.ModelConfig, model_dir: Path, inside: list[str], en
 FUSED_CONFIGS = "fused_configs"  # JSON: each model run inside -> its config (for /v1/info/model/{name})
 
 
-def _fused_configs(configs: dict[str, dict]) -> str:
-    """The configs of the models run inside a pipeline, as Triton would report them, for the
-    frontend to describe a model Triton has no config of its own for."""
-    trimmed = {}
-    for name, config in configs.items():
-        config = dict(config)
+def _spec(name: str, folder: Path, config: mc.ModelConfig) -> dict:
+    """How a pipeline loads the model of ``folder`` into its own process (triton_python/in_process.py):
+    its name, folder, served version and config as Triton passes it."""
+    return {"model": name, "folder": str(folder), "version": _python_version(folder),
+            "config": json_format.MessageToDict(config, preserving_proto_field_name=True)}
+
+
+def _name_what_runs_inside(derived: mc.ModelConfig, specs: list[dict], instance_offset: int) -> None:
+    """The parameters of a pipeline that runs the models of ``specs`` in its process: which they
+    are (``fused_models``, for the frontend's catalog), their configs as Triton would report them
+    (``fused_configs``, to describe a model Triton has no config of its own for; each without
+    its own ``fused_configs``) and where their busy-board slots start."""
+    configs = {}
+    for spec in specs:
+        config = dict(spec["config"])
         config["parameters"] = {k: v for k, v in config.get("parameters", {}).items() if k != FUSED_CONFIGS}
-        trimmed[name] = config
-    return json.dumps(trimmed, sort_keys=True, separators=(",", ":"))
+        configs[spec["model"]] = config
+    derived.parameters["fused_models"].string_value = ",".join(spec["model"] for spec in specs)
+    derived.parameters[FUSED_CONFIGS].string_value = json.dumps(configs, sort_keys=True,
+                                                                separators=(",", ":"))
+    derived.parameters["step_instance_offset"].string_value = str(instance_offset)
 
 
 def _python_version(folder: Path) -> str:

@@ -14,8 +14,9 @@ config.pbtxt, so nothing here derives a model name from a naming convention:
   and ``detect_pipeline`` (the detect pipeline of the same detector).
 
 In the embedded CPU mode a detect or mask pipeline runs its steps inside one Triton
-model (runtime/pipeline_runner.py), which adds ``fused_models``: the models it runs
-in its own process, which Triton then does not load on their own.
+model (runtime/pipeline_runner.py), and a recognize pipeline the models it calls
+(triton_python/in_process.py); either adds ``fused_models``: the models it runs in its
+own process, which Triton then does not load on their own.
 
 This module holds the pure part (parsing, choosing, deciding what a missing
 pipeline means); reading the parameters from Triton is served.py's job.
