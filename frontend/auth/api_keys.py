@@ -26,6 +26,7 @@ from typing import Any
 import databases
 import sqlalchemy as sa
 
+from frontend.persistence.database import ObservedDatabase
 from frontend.persistence.tables import api_keys
 
 log = logging.getLogger("face_api.api_keys")
@@ -145,6 +146,10 @@ _COLUMNS = [api_keys.c.id, api_keys.c.name, api_keys.c.key_prefix, api_keys.c.ke
             api_keys.c.created_at]
 
 
+# Every authenticated request runs this one: built once (ObservedDatabase.fetch_one_prepared).
+_KEY_BY_HASH = sa.select(*_COLUMNS).where(api_keys.c.key_hash == sa.bindparam("key_hash"))
+
+
 def _is_sqlite(database: databases.Database) -> bool:
     return database.url.dialect == "sqlite"
 
@@ -152,9 +157,9 @@ def _is_sqlite(database: databases.Database) -> bool:
 # --- the store ---
 
 class ApiKeyStore:
-    """CRUD on ``api_keys`` over a connected `databases.Database`."""
+    """CRUD on ``api_keys`` over a connected database (persistence.database.create_database)."""
 
-    def __init__(self, database: databases.Database):
+    def __init__(self, database: ObservedDatabase):
         self.database = database
 
     async def create(self, name: str) -> tuple[ApiKeyRecord, str]:
@@ -212,8 +217,7 @@ class ApiKeyStore:
         """
         if not looks_like_key(full_key):
             return None
-        row = await self.database.fetch_one(
-            sa.select(*_COLUMNS).where(api_keys.c.key_hash == hash_key(full_key)))
+        row = await self.database.fetch_one_prepared(_KEY_BY_HASH, {"key_hash": hash_key(full_key)})
         return _record(row) if row is not None else None
 
     async def ensure_first_key(self, name: str = "default") -> str | None:

@@ -30,6 +30,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.cursor import CursorResultMetaData
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.ddl import DDLElement
+from sqlalchemy.sql.dml import ValuesBase
 
 from frontend.observability import metrics
 
@@ -152,6 +153,12 @@ def statement_kind(query) -> str:
     return "other"
 
 
+def with_values(statement: ClauseElement, values: dict) -> ClauseElement:
+    """A prepared statement with ``values`` in place of its named bind parameters, as a
+    statement built for this call would be (INSERT and UPDATE take them as ``values``)."""
+    return statement.values(**values) if isinstance(statement, ValuesBase) else statement.params(**values)
+
+
 class ObservedDatabase(databases.Database):
     """databases.Database that counts and times every statement (face_api_database_*)."""
 
@@ -173,6 +180,26 @@ class ObservedDatabase(databases.Database):
 
     async def fetch_val(self, query, values=None, column=0):
         return await self._observed(super().fetch_val, query, values, column=column)
+
+    # A hot statement is built once, at import, with a named ``sa.bindparam`` for each value,
+    # and run with each call's values: building a statement and its cache key afresh costs
+    # a worker ~0.3 ms for the job insert, ~0.1 ms for a select, on every request.
+
+    async def execute_prepared(self, statement: ClauseElement, values: dict):
+        """What ``execute(statement.params(**values))`` does, without building the statement again."""
+        return await self._observed(self._run_prepared, statement, values, "execute")
+
+    async def fetch_one_prepared(self, statement: ClauseElement, values: dict):
+        """What ``fetch_one(statement.params(**values))`` does, without building the statement again."""
+        return await self._observed(self._run_prepared, statement, values, "fetch_one")
+
+    async def _run_prepared(self, statement: ClauseElement, values: dict, call: str):
+        if isinstance(self._backend, ReusingSQLiteBackend):  # compiled once, values bound by name
+            async with self.connection() as connection:
+                async with connection._query_lock:
+                    return await getattr(connection._connection, call)(statement, values)
+        # PostgreSQL: databases' asyncpg backend compiles every statement anyway
+        return await getattr(databases.Database, call)(self, with_values(statement, values))
 
 
 class ReusingSQLitePool(SQLitePool):
@@ -238,12 +265,14 @@ class CachingSQLiteConnection(SQLiteConnection):
         super().__init__(pool, dialect)
         self._cache = cache
 
-    def _compile(self, query: ClauseElement):
+    def _compile(self, query: ClauseElement, values: dict | None = None):
+        """databases' (SQL, arguments, result columns, context) of ``query``; ``values`` fill
+        its named bind parameters (a statement ObservedDatabase runs prepared)."""
         entry = self._cached(query)
         if entry is None:
-            return super()._compile(query)
+            return super()._compile(query if values is None else with_values(query, values))
         compiled, result_columns, extracted = entry
-        params = compiled.construct_params(extracted_parameters=extracted)
+        params = compiled.construct_params(params=values, extracted_parameters=extracted)
         processors = compiled._bind_processors
         args = [processors[key](params[key]) if key in processors else params[key]
                 for key in compiled.positiontup]
@@ -301,13 +330,13 @@ class CachingSQLiteConnection(SQLiteConnection):
         rows, description, _, _ = await self._run(query_str, args, "all")
         return self._records(rows, description, result_columns, context)
 
-    async def fetch_one(self, query: ClauseElement) -> Record | None:
-        query_str, args, result_columns, context = self._compile(query)
+    async def fetch_one(self, query: ClauseElement, values: dict | None = None) -> Record | None:
+        query_str, args, result_columns, context = self._compile(query, values)
         row, description, _, _ = await self._run(query_str, args, "one")
         return None if row is None else self._records([row], description, result_columns, context)[0]
 
-    async def execute(self, query: ClauseElement):
-        query_str, args, _, _ = self._compile(query)
+    async def execute(self, query: ClauseElement, values: dict | None = None):
+        query_str, args, _, _ = self._compile(query, values)
         _, _, lastrowid, rowcount = await self._run(query_str, args, None)
         return rowcount if lastrowid == 0 else lastrowid
 

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from frontend.imaging.decode import DecodedImage
+from frontend.persistence.database import ObservedDatabase
 from frontend.persistence.tables import images, jobs
 from frontend.schemas.face_api import DetectResponse, MaskResponse
 from frontend.services.archive.cleanup import queue_for_deletion
@@ -120,10 +121,18 @@ def _is_sqlite(database: databases.Database) -> bool:
     return database.url.dialect == "sqlite"
 
 
+# The two statements every recorded call runs, built once (ObservedDatabase.execute_prepared).
+_IMAGE_BY_SHA256 = (sa.select(images.c.id, images.c.object_key)
+                    .where(images.c.sha256 == sa.bindparam("sha256")))
+_INSERT_JOB = sa.insert(jobs).values({name: sa.bindparam(name) for name in (
+    "id", "image_id", "job_type", "method", "parameters", "result", "face_count", "model", "total_ms",
+    "processed_key", "processed_content_type", "processed_size_bytes", "api_key_id", "created_at")})
+
+
 class Recorder:
     """The recording part of ``Archive`` (frontend/services/archive/__init__.py)."""
 
-    database: databases.Database
+    database: ObservedDatabase
     objects: ObjectStore
 
     async def try_record(self, upload: Upload, job: NewJob) -> Recorded:
@@ -151,8 +160,7 @@ class Recorder:
         sha = hashlib.sha256(upload.data).hexdigest()
         _, content_type = original_type(upload.format)
         with _stage("database unavailable"):
-            row = await self.database.fetch_one(
-                sa.select(images.c.id, images.c.object_key).where(images.c.sha256 == sha))
+            row = await self.database.fetch_one_prepared(_IMAGE_BY_SHA256, {"sha256": sha})
         key = row["object_key"] if row is not None else original_key(sha, upload.format)
         stored = False
         with _stage("object storage unavailable"):
@@ -176,7 +184,7 @@ class Recorder:
                 await self.objects.put(processed, job.processed, processed_type or "application/octet-stream")
         try:
             with _stage("database unavailable"):
-                await self.database.execute(sa.insert(jobs).values(
+                await self.database.execute_prepared(_INSERT_JOB, dict(
                     id=job_id, image_id=image_id, job_type=job.job_type, method=job.method,
                     parameters=job.parameters, result=job.result, face_count=job.face_count, model=job.model,
                     total_ms=job.total_ms, processed_key=processed, processed_content_type=processed_type,
