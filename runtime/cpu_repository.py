@@ -49,6 +49,7 @@ from pathlib import Path
 from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from frontend.inference.catalog import FUSED_CONFIGS, FUSED_MODELS
 from runtime import weights
 from runtime.paths import ROOT
 
@@ -483,9 +484,6 @@ def _with_callees(config: mc.ModelConfig, model_dir: Path, inside: list[str], en
                        {"config.pbtxt": text, "callees.json": callees_text, f"{version}/model.py": code})
 
 
-FUSED_CONFIGS = "fused_configs"  # JSON: each model run inside -> its config (for /v1/info/model/{name})
-
-
 def _spec(name: str, folder: Path, config: mc.ModelConfig) -> dict:
     """How a pipeline loads the model of ``folder`` into its own process (triton_python/in_process.py):
     its name, folder, served version and config as Triton passes it."""
@@ -503,7 +501,7 @@ def _name_what_runs_inside(derived: mc.ModelConfig, specs: list[dict], instance_
         config = dict(spec["config"])
         config["parameters"] = {k: v for k, v in config.get("parameters", {}).items() if k != FUSED_CONFIGS}
         configs[spec["model"]] = config
-    derived.parameters["fused_models"].string_value = ",".join(spec["model"] for spec in specs)
+    derived.parameters[FUSED_MODELS].string_value = ",".join(spec["model"] for spec in specs)
     derived.parameters[FUSED_CONFIGS].string_value = json.dumps(configs, sort_keys=True,
                                                                 separators=(",", ":"))
     derived.parameters["step_instance_offset"].string_value = str(instance_offset)

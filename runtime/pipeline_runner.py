@@ -21,7 +21,7 @@ import os
 
 import triton_python_backend_utils as pb_utils
 
-from triton_python.in_process import LocalRequest, instance_of, load_model
+from triton_python.in_process import LocalRequest, finalize, instance_of, load_model
 
 STEPS_FILE = "steps.json"
 
@@ -50,10 +50,6 @@ class _Step:
                     store[self.output_map[tensor.name()]] = tensor.as_numpy()
             errors.append(None)
         return errors
-
-    def finalize(self):
-        if hasattr(self.model, "finalize"):
-            self.model.finalize()
 
 
 class TritonPythonModel:
@@ -90,5 +86,4 @@ class TritonPythonModel:
         ]
 
     def finalize(self):
-        for step in self.steps:
-            step.finalize()
+        finalize([step.model for step in self.steps])

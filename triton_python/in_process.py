@@ -81,3 +81,10 @@ def load_callees(args: dict) -> dict:
 def call(model, inputs: dict) -> object:
     """One request to a model loaded here: its response (check has_error())."""
     return model.execute([LocalRequest([pb_utils.Tensor(name, value) for name, value in inputs.items()])])[0]
+
+
+def finalize(models) -> None:
+    """Let each model loaded here release what it holds, as Triton would when unloading it."""
+    for model in models:
+        if hasattr(model, "finalize"):
+            model.finalize()

@@ -145,9 +145,8 @@ class TritonPythonModel:
         return {name: pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs}
 
     def finalize(self):
-        for model in self.local.values():
-            if hasattr(model, "finalize"):
-                model.finalize()
+        in_process.finalize(self.local.values())
+
 
 def _input(request, name):
     tensor = pb_utils.get_input_tensor_by_name(request, name)

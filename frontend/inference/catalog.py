@@ -16,7 +16,8 @@ config.pbtxt, so nothing here derives a model name from a naming convention:
 In the embedded CPU mode a detect or mask pipeline runs its steps inside one Triton
 model (runtime/pipeline_runner.py), and a recognize pipeline the models it calls
 (triton_python/in_process.py); either adds ``fused_models``: the models it runs in its
-own process, which Triton then does not load on their own.
+own process, which Triton then does not load on their own, and ``fused_configs``: their
+configs (JSON), from which /v1/info/model describes them.
 
 This module holds the pure part (parsing, choosing, deciding what a missing
 pipeline means); reading the parameters from Triton is served.py's job.
@@ -28,6 +29,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 KINDS = ("detect", "mask", "recognize")
+# Written by runtime/cpu_repository.py on a pipeline that runs models in its own process:
+FUSED_MODELS = "fused_models"  # their names, comma-separated
+FUSED_CONFIGS = "fused_configs"  # JSON: name -> config, as Triton would report it
 
 
 class CatalogError(ValueError):
@@ -92,7 +96,7 @@ def pipeline_from_parameters(name: str, parameters: Mapping[str, str]) -> Pipeli
         detect_pipeline=required("detect_pipeline") if kind in ("mask", "recognize") else None,
         recognizer=required("recognizer") if kind == "recognize" else None,
         embedding_size=embedding_size,
-        fused_models=tuple(m.strip() for m in parameters.get("fused_models", "").split(",") if m.strip()),
+        fused_models=tuple(m.strip() for m in parameters.get(FUSED_MODELS, "").split(",") if m.strip()),
     )
 
 

@@ -186,11 +186,11 @@ class ObservedDatabase(databases.Database):
     # a worker ~0.3 ms for the job insert, ~0.1 ms for a select, on every request.
 
     async def execute_prepared(self, statement: ClauseElement, values: dict):
-        """What ``execute(statement.params(**values))`` does, without building the statement again."""
+        """What ``execute(with_values(statement, values))`` does, without building the statement again."""
         return await self._observed(self._run_prepared, statement, values, "execute")
 
     async def fetch_one_prepared(self, statement: ClauseElement, values: dict):
-        """What ``fetch_one(statement.params(**values))`` does, without building the statement again."""
+        """What ``fetch_one(with_values(statement, values))`` does, without building the statement again."""
         return await self._observed(self._run_prepared, statement, values, "fetch_one")
 
     async def _run_prepared(self, statement: ClauseElement, values: dict, call: str):

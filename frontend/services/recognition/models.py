@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from frontend.inference.catalog import FUSED_CONFIGS
 from frontend.schemas import recognition as schema
 from frontend.services.recognition.faces import ALIGNED_SIZE
 
@@ -44,13 +45,9 @@ def is_recognizer(config: dict, recognizer: str | None) -> bool:
             and inputs[0].dims[-3:] == [3, ALIGNED_SIZE, ALIGNED_SIZE])
 
 
-# A pipeline that runs models in its own process (CPU mode) carries their configs in this
-# parameter (JSON: model name -> config, as Triton reports one): they are described from it.
-FUSED_CONFIGS = "fused_configs"
-
-
 def fused_config(pipeline_config: dict | None, model: str) -> dict | None:
-    """The config of ``model`` as the pipeline runs it inside itself; None when it has none."""
+    """The config of ``model`` as the pipeline runs it inside itself (CPU mode: the pipeline's
+    FUSED_CONFIGS parameter); None when it has none."""
     value = ((pipeline_config or {}).get("parameters") or {}).get(FUSED_CONFIGS)
     text = _get(value, "string_value") if isinstance(value, dict) else None
     try:
