@@ -23,6 +23,7 @@ from tests.integration.stack import ROOT, start_stack
 
 PATHS = {"detect": "/api/v1/detect", "mask": "/api/v1/mask?method=gaussian&format=jpeg"}
 TICKS = os.sysconf("SC_CLK_TCK")
+GUNICORN, CLIENT = "gunicorn (master + workers)", "benchmark client"  # process labels
 
 
 def cpu_seconds(root: int | None = None) -> dict[int, tuple[str, float]]:
@@ -66,23 +67,33 @@ def _label(command: str, pid: int) -> str | None:
     if "tritonserver" in command:
         return "tritonserver"
     if "gunicorn" in command:
-        return "gunicorn (master + workers)"
+        return GUNICORN
     if pid == os.getpid():
-        return "benchmark client"
+        return CLIENT
     return None
 
 
-async def load(url: str, api_key: str | None, path: str, requests: int, root: int | None = None):
+async def load(url: str, api_key: str | None, path: str, requests: int, root: int | None = None,
+               concurrency: int = 8):
+    """Upload the sample photos to ``path``: (cpu_seconds before, after, latencies, wall time)."""
     uploads = [upload((ROOT / "samples" / name).read_bytes()) for name in SAMPLE_PHOTOS]
-    async with client(url, api_key, 8) as http:
+    async with client(url, api_key, concurrency) as http:
         async def one(i: int) -> None:
             (await http.post(path, **uploads[i % len(uploads)])).raise_for_status()
 
         for i in range(2 * len(SAMPLE_PHOTOS)):  # warm-up
             await one(i)
         before = cpu_seconds(root)
-        _, elapsed = await time_requests(one, 8, requests)
-        return before, cpu_seconds(root), elapsed
+        latencies, elapsed = await time_requests(one, concurrency, requests)
+        return before, cpu_seconds(root), latencies, elapsed
+
+
+def spent_by_label(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds each kind of process (cpu_seconds' labels) spent between two readings."""
+    spent: dict[str, float] = {}
+    for pid, (label, seconds) in after.items():
+        spent[label] = spent.get(label, 0.0) + seconds - before.get(pid, (label, 0.0))[1]
+    return spent
 
 
 def main() -> None:
@@ -96,13 +107,11 @@ def main() -> None:
     print(f"starting the stack ({' '.join(args.env) or 'defaults'}) …", flush=True)
     stack = start_stack(Path(tempfile.mkdtemp(prefix="cpu-")), env=env)
     try:
-        before, after, elapsed = asyncio.run(load(stack.url, stack.first_key, PATHS[args.endpoint],
-                                                  args.requests, stack.process.pid))
+        before, after, _, elapsed = asyncio.run(load(stack.url, stack.first_key, PATHS[args.endpoint],
+                                                     args.requests, stack.process.pid))
     finally:
         stack.stop()
-    spent: dict[str, float] = {}
-    for pid, (label, seconds) in after.items():
-        spent[label] = spent.get(label, 0.0) + seconds - before.get(pid, (label, 0.0))[1]
+    spent = spent_by_label(before, after)
     print(f"\n{args.endpoint}: {args.requests / elapsed:.1f} requests/s at concurrency 8")
     print(f"{'process':<34} {'CPU ms / request':>17}")
     for label, seconds in sorted(spent.items(), key=lambda item: -item[1]):

@@ -46,9 +46,9 @@ from fastapi import FastAPI, File, UploadFile
 from fastapi.responses import Response
 from turbojpeg import TJPF_RGB, TurboJPEG
 
-from benchmarks.cpu_by_process import cpu_seconds
+from benchmarks.cpu_by_process import CLIENT, GUNICORN, load, spent_by_label
 from benchmarks.detect_throughput import FP32_MODEL, run_in_process
-from benchmarks.harness import SAMPLE_PHOTOS, client, summary, time_requests, upload
+from benchmarks.harness import SAMPLE_PHOTOS, summary
 from benchmarks.mask_vs_deface import Judge, mask_in_process
 from benchmarks.mask_vs_deface import run_in_process as run_mask_in_process
 from frontend.imaging.decode import DecodedImage
@@ -60,11 +60,11 @@ from tests.integration.stack import ROOT
 from tests.reference.scrfd_reference import ReferenceSCRFD
 
 
-def detect_answer(photo: bytes) -> bytes:
+def detect_answer(reference: ReferenceSCRFD, turbo: TurboJPEG, photo: bytes) -> bytes:
     """The JSON body /api/v1/detect gives for ``photo``: the reference detector's faces, written
     by the service's own response builder (frontend/services/detection.py)."""
-    rgb = TurboJPEG().decode(photo, pixel_format=TJPF_RGB)
-    found = ReferenceSCRFD(FP32_MODEL).detect(rgb)
+    rgb = turbo.decode(photo, pixel_format=TJPF_RGB)
+    found = reference.detect(rgb)
     faces = Faces(scores=found.scores, boxes=found.boxes, landmarks=found.landmarks,
                   scale=(found.det_scale, found.det_scale), candidates_before_nms=found.candidates_before_nms,
                   candidates_after_nms=found.candidates_after_nms, inference_ms=9.1, preprocess_ms=1.2,
@@ -78,12 +78,8 @@ def detect_answer(photo: bytes) -> bytes:
     return body.model_dump_json().encode()
 
 
-def mask_answer(photo: bytes) -> bytes:
-    """The JPEG /api/v1/mask?method=gaussian&format=jpeg gives for ``photo`` (the in-process pipeline's)."""
-    return mask_in_process(ReferenceSCRFD(FP32_MODEL), TurboJPEG(), photo)
-
-
-ANSWERS = {"detect": (detect_answer, "application/json"), "mask": (mask_answer, "image/jpeg")}
+# What each endpoint answers for a photo (mask: the in-process pipeline's masked JPEG), and as what.
+ANSWERS = {"detect": (detect_answer, "application/json"), "mask": (mask_in_process, "image/jpeg")}
 
 
 def create_app(endpoint: str = "detect") -> FastAPI:
@@ -91,8 +87,9 @@ def create_app(endpoint: str = "detect") -> FastAPI:
     app = FastAPI()
     # Each sample photo gets its own answer (told apart by size).
     answer, media_type = ANSWERS[endpoint]
+    reference, turbo = ReferenceSCRFD(FP32_MODEL), TurboJPEG()
     photos = [(ROOT / "samples" / name).read_bytes() for name in SAMPLE_PHOTOS]
-    answers = {len(photo): answer(photo) for photo in photos}
+    answers = {len(photo): answer(reference, turbo, photo) for photo in photos}
 
     @app.get("/health")
     async def health() -> dict:
@@ -115,14 +112,15 @@ def start_floor(endpoint: str, workers: int) -> tuple[subprocess.Popen, str]:
         cwd=ROOT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                 return process, url
         except httpx.HTTPError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     process.kill()
-    raise RuntimeError("the empty endpoint did not start within 60 s")
+    raise RuntimeError("the empty endpoint did not start within 60 s (or exited)")
 
 
 def in_process(endpoint: str, photos: list[bytes], concurrency: int, requests: int) -> dict:
@@ -134,23 +132,13 @@ def in_process(endpoint: str, photos: list[bytes], concurrency: int, requests: i
     return run_mask_in_process(named, concurrency, requests, turbo, Judge(named, 1.0, turbo))
 
 
-async def load_floor(url: str, photos: list[bytes], concurrency: int, requests: int, root: int) -> dict:
+async def load_floor(url: str, concurrency: int, requests: int, root: int) -> dict:
     """The empty endpoint under load: its rate, p50, and CPU ms per request of server and client."""
-    uploads = [upload(photo) for photo in photos]
-    async with client(url, None, concurrency) as http:
-        async def one(i: int) -> None:
-            (await http.post("/floor", **uploads[i % len(uploads)])).raise_for_status()
-
-        for i in range(4 * len(uploads)):  # warm-up
-            await one(i)
-        before = cpu_seconds(root)
-        latencies, elapsed = await time_requests(one, concurrency, requests)
-        after = cpu_seconds(root)
-    spent = {"server": 0.0, "client": 0.0}
-    for pid, (label, seconds) in after.items():
-        spent["client" if pid == os.getpid() else "server"] += seconds - before.get(pid, (label, 0.0))[1]
+    before, after, latencies, elapsed = await load(url, None, "/floor", requests, root, concurrency)
+    spent = spent_by_label(before, after)
     return {**summary("empty endpoint", concurrency, latencies, elapsed),
-            **{f"{side}_ms": seconds * 1000 / requests for side, seconds in spent.items()}}
+            "server_ms": spent.get(GUNICORN, 0.0) * 1000 / requests,
+            "client_ms": spent.get(CLIENT, 0.0) * 1000 / requests}
 
 
 def main() -> None:
@@ -175,7 +163,7 @@ def main() -> None:
             started = time.process_time()
             reference = in_process(args.endpoint, photos, concurrency, args.requests)
             reference["cpu_ms"] = (time.process_time() - started) * 1000 / (args.requests + len(photos))
-            floor = asyncio.run(load_floor(url, photos, concurrency, args.floor_requests, process.pid))
+            floor = asyncio.run(load_floor(url, concurrency, args.floor_requests, process.pid))
             rows.append((reference, floor))
     finally:
         process.terminate()
