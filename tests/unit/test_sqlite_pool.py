@@ -147,26 +147,25 @@ async def test_rows_and_row_counts_are_those_of_databases(database):
 
 # --- prepared statements: built once, run with each call's values ---
 
-def _prepared_statements():
-    """The hot statements the service prepares, with the values a call gives them."""
+def _prepared_statements(n: int):
+    """The hot statements the service prepares, with values for a call that depend on ``n``."""
+    import uuid
+    from datetime import UTC, datetime
+
     from frontend.auth.api_keys import _KEY_BY_HASH
     from frontend.services.archive.recording import _IMAGE_BY_SHA256, _INSERT_JOB
 
-    def values(n: int):
-        import uuid
-        from datetime import UTC, datetime
-        when = datetime(2026, 1, 2, 3, 4, 5, n, tzinfo=UTC)
-        return [
-            (_KEY_BY_HASH, {"key_hash": f"hash-{n}"}),
-            (_IMAGE_BY_SHA256, {"sha256": f"sha-{n}"}),
-            (_INSERT_JOB, dict(
-                id=str(uuid.UUID(int=n)), image_id=f"image-{n}", job_type="mask", method="gaussian",
-                parameters={"confidence": n / 10}, result={"faces": [{"x": n + 0.5}] * n}, face_count=n,
-                model="scrfd_500m", total_ms=n + 0.25, processed_key=f"processed/{n}.jpg",
-                processed_content_type="image/jpeg", processed_size_bytes=n * 100, api_key_id=None,
-                created_at=when)),
-        ]
-    return values
+    when = datetime(2026, 1, 2, 3, 4, 5, n, tzinfo=UTC)
+    return [
+        (_KEY_BY_HASH, {"key_hash": f"hash-{n}"}),
+        (_IMAGE_BY_SHA256, {"sha256": f"sha-{n}"}),
+        (_INSERT_JOB, dict(
+            id=str(uuid.UUID(int=n)), image_id=f"image-{n}", job_type="mask", method="gaussian",
+            parameters={"confidence": n / 10}, result={"faces": [{"x": n + 0.5}] * n}, face_count=n,
+            model="scrfd_500m", total_ms=n + 0.25, processed_key=f"processed/{n}.jpg",
+            processed_content_type="image/jpeg", processed_size_bytes=n * 100, api_key_id=None,
+            created_at=when)),
+    ]
 
 
 def test_a_prepared_statement_compiles_once_and_binds_what_databases_would():
@@ -179,9 +178,8 @@ def test_a_prepared_statement_compiles_once_and_binds_what_databases_would():
     cached = backend.connection()
     assert isinstance(cached, CachingSQLiteConnection)
     plain = SQLiteConnection(backend._pool, backend._dialect)
-    values = _prepared_statements()
     for n in (1, 2, 3):
-        for statement, given in values(n):
+        for statement, given in _prepared_statements(n):
             sql, args, _, _ = cached._compile(statement, given)
             expected_sql, expected_args, _, _ = plain._compile(with_values(statement, given))
             assert (sql, args) == (expected_sql, expected_args)
@@ -193,14 +191,13 @@ async def test_prepared_statements_write_and_read_rows(tmp_path):
     import sqlalchemy as sa
 
     from frontend.persistence.database import ObservedDatabase
-    from frontend.persistence.tables import metadata
+    from frontend.persistence.tables import images, jobs, metadata
+    from frontend.services.archive.recording import _IMAGE_BY_SHA256, _INSERT_JOB
 
     path = tmp_path / "db.sqlite3"
     engine = sa.create_engine(f"sqlite:///{path}")
     metadata.create_all(engine)
     engine.dispose()
-    from frontend.persistence.tables import images, jobs
-    from frontend.services.archive.recording import _IMAGE_BY_SHA256, _INSERT_JOB
 
     db = create_database(f"sqlite:///{path}")
     assert isinstance(db, ObservedDatabase)
@@ -209,7 +206,7 @@ async def test_prepared_statements_write_and_read_rows(tmp_path):
             id="image-1", sha256="sha-1", object_key="originals/sha-1.jpg", content_type="image/jpeg",
             width=2, height=3, channels=3, size_bytes=10, created_at=sa.func.now()))
         for n in (1, 2):
-            _, given = _prepared_statements()(n)[2]
+            _, given = _prepared_statements(n)[2]
             await db.execute_prepared(_INSERT_JOB, {**given, "image_id": "image-1"})
         row = await db.fetch_one_prepared(_IMAGE_BY_SHA256, {"sha256": "sha-1"})
         assert (row["id"], row["object_key"]) == ("image-1", "originals/sha-1.jpg")
